@@ -1,0 +1,52 @@
+# RNN Loops Lab. The README's two set-up commands are `make lab` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# JupyterLab refuses to run as root without --allow-root; add it only for root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+CELL_TIMEOUT ?= 300
+NOTEBOOK_TIMEOUT ?= 600
+
+.PHONY: help lab test check-env execute test-browser bench lock clean
+
+help:
+	@echo "make lab          open JupyterLab on notebooks/ (creates .venv on first use)"
+	@echo "make test         helper unit tests + doctests + strict nbval over every notebook"
+	@echo "make check-env    versions, CUDA, threads, widgets, graphviz, and what to do about gaps"
+	@echo "make execute      re-run every notebook in place so stored outputs come from a real run"
+	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
+	@echo "make bench        record reference timings into data/reference/ (see README)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $@
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest --doctest-modules helpers tests $(NOTEBOOKS)
+
+check-env: $(STAMP)
+	@$(BIN)/python -m helpers.device
+
+# A finite per-cell and per-notebook timeout: widget notebooks can stall nbconvert forever otherwise.
+execute: $(STAMP)
+	@set -e; for nb in $(NOTEBOOKS); do \
+	  echo "executing $$nb"; start=$$(date +%s); \
+	  timeout $(NOTEBOOK_TIMEOUT) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.store_widget_state=True "$$nb"; \
+	  echo "  took $$(( $$(date +%s) - start )) s"; \
+	done
+
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.new
+	@echo "wrote constraints.new: review, keep the header of constraints.txt, then replace it"
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -1,0 +1,15 @@
+"""Helpers for the RNN Loops Lab notebooks: one concern per module.
+
+- ``device``: device choice, seeding, threads, environment report (``make check-env``)
+- ``validation``: input checks and ``LabInputError``, the one error type helpers raise for bad input
+- ``graphs``: autograd graph statistics and drawings (torchviz, or matplotlib without ``dot``)
+- ``memory``: what a computation saves for backward
+- ``gradients``: compare gradients across implementations
+- ``timing``: ``torch.utils.benchmark`` timings, ratios, log-log plots
+- ``widgets``: experiment panels over plain functions
+- ``exercises``: self-checks for exercises
+"""
+from helpers.validation import LabInputError
+
+__all__ = ["LabInputError"]
+__version__ = "0.1.0"

@@ -1,0 +1,158 @@
+"""Device choice, seeding, thread count and the environment report behind ``make check-env``."""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import shutil
+import sys
+from importlib import metadata
+
+import numpy as np
+import torch
+
+from helpers.validation import LabInputError, require_choice, require_positive_int
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """Return the device to run on.
+
+    Args:
+        name: ``"auto"`` (CUDA when present, else CPU), ``"cpu"`` or ``"cuda"``.
+
+    Returns:
+        A ``torch.device``.
+
+    Raises:
+        LabInputError: for an unknown name, or ``"cuda"`` on a machine without CUDA.
+
+    Example:
+        >>> pick_device("cpu")
+        device(type='cpu')
+    """
+    require_choice(name, "device", DEVICE_CHOICES)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise LabInputError("device='cuda' was asked for, but this PyTorch sees no CUDA GPU "
+                            f"(torch {torch.__version__}, built with CUDA: {torch.version.cuda or 'no'}). "
+                            "Use device='auto' or 'cpu'; the notebooks show recorded GPU figures instead.")
+    return torch.device(name)
+
+
+def available_devices() -> list[str]:
+    """Names of the devices this machine can run on, CPU first.
+
+    Example:
+        >>> available_devices()[0]
+        'cpu'
+    """
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's, NumPy's and PyTorch's generators (all CUDA devices too).
+
+    Example:
+        >>> seed_everything(0); a = torch.rand(2); seed_everything(0); torch.equal(a, torch.rand(2))
+        True
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def set_threads(count: int = 2) -> int:
+    """Fix the number of intra-op CPU threads so timings are comparable; returns the count now in force.
+
+    Example:
+        >>> set_threads(1)
+        1
+    """
+    require_positive_int(count, "count")
+    torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment_report() -> dict[str, object]:
+    """Collect what the course depends on: versions, device, threads, widgets and ``dot``.
+
+    Returns:
+        A dict with keys ``python``, ``torch``, ``cuda_available``, ``cuda_version``,
+        ``cudnn_version``, ``device_name``, ``threads``, ``cpu_count``, ``ipywidgets``,
+        ``jupyterlab_widgets``, ``jupyterlab``, ``dot`` (path or None) and ``problems``
+        (a list of ``(problem, what to do)`` pairs).
+
+    Example:
+        >>> report = environment_report(); report["threads"] >= 1
+        True
+    """
+    cuda = torch.cuda.is_available()
+    report: dict[str, object] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_available": cuda,
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": torch.backends.cudnn.version() if cuda else None,
+        "device_name": torch.cuda.get_device_name(0) if cuda else (platform.processor() or platform.machine()),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "ipywidgets": _version("ipywidgets"),
+        "jupyterlab_widgets": _version("jupyterlab_widgets"),
+        "jupyterlab": _version("jupyterlab"),
+        "dot": shutil.which("dot"),
+    }
+    problems: list[tuple[str, str]] = []
+    if report["dot"] is None:
+        problems.append(("graphviz 'dot' program not found: graphs fall back to a simpler matplotlib drawing",
+                         "install it: 'sudo apt-get install graphviz' (Debian/Ubuntu), "
+                         "'brew install graphviz' (macOS) or 'conda install -c conda-forge graphviz'"))
+    if report["ipywidgets"] is None or report["jupyterlab_widgets"] is None:
+        problems.append(("ipywidgets or jupyterlab_widgets missing: panels will not display",
+                         "run 'make lab' again, or 'pip install -c constraints.txt ipywidgets jupyterlab_widgets'"))
+    if not cuda:
+        problems.append(("no CUDA GPU visible: GPU sections show CPU results and recorded GPU figures",
+                         "nothing to do for the course; on a GPU machine install a CUDA build of torch 2.13.0"))
+    report["problems"] = problems
+    return report
+
+
+def format_report(report: dict[str, object]) -> str:
+    """Render ``environment_report()`` as the text ``make check-env`` prints.
+
+    Example:
+        >>> "torch" in format_report(environment_report())
+        True
+    """
+    keys = ["python", "torch", "cuda_available", "cuda_version", "cudnn_version", "device_name",
+            "threads", "cpu_count", "jupyterlab", "ipywidgets", "jupyterlab_widgets", "dot"]
+    width = max(map(len, keys))
+    lines = [f"{key:<{width}}  {report.get(key) if report.get(key) is not None else '(not found)'}" for key in keys]
+    problems = report.get("problems") or []
+    lines.append("")
+    if problems:
+        lines.append("Notes:")
+        for problem, fix in problems:  # type: ignore[misc]
+            lines.append(f"  - {problem}\n    what to do: {fix}")
+    else:
+        lines.append("Everything the course uses is present.")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Entry point of ``python -m helpers.device`` (``make check-env``)."""
+    print(format_report(environment_report()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Run backward through several implementations of the same computation and compare every gradient."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from helpers.validation import LabInputError, require_scalar_loss, require_tensor
+
+FLOAT64_REFERENCE = "float64 reference"
+
+
+@dataclass(frozen=True)
+class GradientRow:
+    """One gradient of one implementation, compared with the baseline's."""
+
+    implementation: str
+    quantity: str
+    max_abs_diff: float
+    max_rel_diff: float
+    bitwise_equal: bool
+    allclose: bool
+
+
+@dataclass(frozen=True)
+class GradientComparison:
+    """The result of ``compare_gradients``: rows plus the settings they were judged by."""
+
+    rows: tuple[GradientRow, ...]
+    baseline: str
+    atol: float
+    rtol: float
+
+    @property
+    def all_close(self) -> bool:
+        """True when every gradient of every implementation is allclose to the baseline's."""
+        return all(row.allclose for row in self.rows)
+
+    def row(self, implementation: str, quantity: str) -> GradientRow:
+        """The row for one implementation and one gradient, e.g. ``("loop", "input")``."""
+        for row in self.rows:
+            if (row.implementation, row.quantity) == (implementation, quantity):
+                return row
+        raise LabInputError(f"no row for ({implementation!r}, {quantity!r}); rows exist for "
+                            f"{sorted({(r.implementation, r.quantity) for r in self.rows})}.")
+
+    def max_abs_diff(self, implementation: str | None = None) -> float:
+        """The largest absolute difference over all rows (of one implementation, when named)."""
+        rows = [r for r in self.rows if implementation in (None, r.implementation)]
+        return max(r.max_abs_diff for r in rows)
+
+    def __str__(self) -> str:
+        header = f"{'implementation':<18} {'gradient':<16} {'max |diff|':>11} {'max rel':>10} {'bitwise':>8} {'allclose':>8}"
+        lines = [f"baseline: {self.baseline}; allclose at atol={self.atol:g}, rtol={self.rtol:g}", header]
+        for r in self.rows:
+            lines.append(f"{r.implementation:<18} {r.quantity:<16} {r.max_abs_diff:>11.2e} {r.max_rel_diff:>10.2e} "
+                         f"{str(r.bitwise_equal):>8} {str(r.allclose):>8}")
+        return "\n".join(lines)
+
+    def plot(self, ax=None):
+        """Bar chart of the max absolute difference per gradient and implementation (log scale).
+
+        Returns:
+            The matplotlib ``Axes``.
+        """
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        quantities = list(dict.fromkeys(r.quantity for r in self.rows))
+        impls = list(dict.fromkeys(r.implementation for r in self.rows))
+        width = 0.8 / len(impls)
+        for k, impl in enumerate(impls):
+            values = [self.row(impl, q).max_abs_diff for q in quantities]
+            # exact zeros have no place on a log axis; draw them at a floor and say so in the label
+            shown = [max(v, 1e-18) for v in values]
+            ax.bar(np.arange(len(quantities)) + k * width, shown, width, label=impl)
+        ax.set_yscale("log")
+        ax.set_xticks(np.arange(len(quantities)) + width * (len(impls) - 1) / 2, quantities)
+        ax.set_ylabel("max |gradient − baseline| (1e-18 = exactly equal)")
+        ax.set_title(f"Gradient differences against {self.baseline}")
+        ax.legend()
+        return ax
+
+
+def _gradients(model: nn.Module, inputs: Sequence[torch.Tensor], loss_fn: Callable, name: str) -> dict:
+    leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn(model(*leaves))
+    try:
+        require_scalar_loss(loss, f"loss of {name!r}")
+    except LabInputError as error:
+        raise LabInputError(f"{error} (loss_fn turns the model's output into the loss.)") from None
+    loss.backward()
+    grads = {}
+    for i, leaf in enumerate(leaves):
+        if leaf.requires_grad:
+            grads["input" if len(leaves) == 1 else f"input[{i}]"] = leaf.grad
+    for pname, param in model.named_parameters():
+        if param.grad is not None:
+            grads[pname] = param.grad.detach().clone()
+    return grads
+
+
+def _diff(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    a64, b64 = a.double(), b.to(a.device).double()
+    abs_diff = (a64 - b64).abs()
+    rel = abs_diff / b64.abs().clamp_min(torch.finfo(torch.float64).tiny)
+    return float(abs_diff.max()), float(rel.max())
+
+
+def default_loss(output: object) -> torch.Tensor:
+    """Sum every tensor in the output (a tensor, or a tuple such as ``(out, (h, c))``) after a fixed
+    random projection, so no gradient is trivially all ones."""
+    tensors = [t for t in _flatten(output) if t.is_floating_point()]
+    if not tensors:
+        raise LabInputError("the model returned no floating-point tensor to build a loss from; pass loss_fn.")
+    total = 0
+    for t in tensors:
+        gen = torch.Generator().manual_seed(t.numel())
+        weights = torch.randn(t.shape, generator=gen, dtype=t.dtype).to(t.device)
+        total = total + (t * weights).sum()
+    return total
+
+
+def _flatten(output: object) -> list:
+    if isinstance(output, torch.Tensor):
+        return [output]
+    if isinstance(output, (tuple, list)):
+        return [t for item in output for t in _flatten(item)]
+    return []
+
+
+def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Tensor] | torch.Tensor,
+                      loss_fn: Callable[[object], torch.Tensor] = default_loss,
+                      float64_reference: bool = False, atol: float = 1e-6, rtol: float = 1e-5) -> GradientComparison:
+    """Backpropagate the same loss through each implementation and compare every gradient.
+
+    All models must have the same parameter names (copy the weights across first). Each gets
+    fresh copies of ``inputs``, so the input gradient is compared too.
+
+    Args:
+        models: ``{name: module}``; the first one is the baseline unless ``float64_reference``.
+        inputs: one tensor or a sequence of tensors passed positionally to every model.
+        loss_fn: turns a model's output into a scalar loss (default: a fixed random projection of
+            every output tensor, summed).
+        float64_reference: compare against a float64 copy of the first model run on float64 inputs.
+        atol, rtol: the tolerance for the ``allclose`` column.
+
+    Returns:
+        ``GradientComparison``; ``str()`` of it is a table, ``.plot()`` draws it.
+
+    Example:
+        >>> _ = torch.manual_seed(0); a = torch.nn.Linear(3, 2); b = copy.deepcopy(a)
+        >>> compare_gradients({"a": a, "b": b}, torch.randn(4, 3)).all_close
+        True
+    """
+    if not isinstance(models, Mapping) or len(models) < (1 if float64_reference else 2):
+        raise LabInputError("models must be a dict {name: module} with at least two entries "
+                            "(or one, with float64_reference=True).")
+    inputs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
+    for i, x in enumerate(inputs):
+        require_tensor(x, f"inputs[{i}]")
+    names = [set(dict(m.named_parameters())) for m in models.values()]
+    for (name, model), pnames in zip(models.items(), names):
+        if not isinstance(model, nn.Module):
+            raise LabInputError(f"models[{name!r}] must be an nn.Module; wrap a function in a small Module.")
+        if pnames != names[0]:
+            first = next(iter(models))
+            raise LabInputError(f"parameter names differ between {first!r} and {name!r}: only in {first!r}: "
+                                f"{sorted(names[0] - pnames)}, only in {name!r}: {sorted(pnames - names[0])}. "
+                                "Build them so the names match (same attribute names) and copy the weights.")
+    results = {name: _gradients(model, inputs, loss_fn, name) for name, model in models.items()}
+    if float64_reference:
+        first_name, first = next(iter(models.items()))
+        ref_model = copy.deepcopy(first).double()
+        baseline_grads = _gradients(ref_model, [x.double() if x.is_floating_point() else x for x in inputs],
+                                    loss_fn, FLOAT64_REFERENCE)
+        baseline, compared = FLOAT64_REFERENCE, results
+    else:
+        baseline = next(iter(models))
+        baseline_grads = results[baseline]
+        compared = {k: v for k, v in results.items() if k != baseline}
+    rows = []
+    for impl, grads in compared.items():
+        for quantity, ref in baseline_grads.items():
+            if quantity not in grads:
+                raise LabInputError(f"{impl!r} produced no gradient for {quantity!r}; is it used in the forward pass?")
+            got = grads[quantity]
+            abs_d, rel_d = _diff(got, ref)
+            rows.append(GradientRow(impl, quantity, abs_d, rel_d,
+                                    bool(got.dtype == ref.dtype and torch.equal(got, ref.to(got.device))),
+                                    bool(torch.allclose(got.double(), ref.double().to(got.device), atol=atol, rtol=rtol))))
+    return GradientComparison(tuple(rows), baseline, atol, rtol)

@@ -1,0 +1,243 @@
+"""Autograd graphs: statistics, and drawings with torchviz (or matplotlib when ``dot`` is missing)."""
+from __future__ import annotations
+
+import io
+import shutil
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import matplotlib
+
+import torch
+
+from helpers.validation import LabInputError, require_tensor
+
+DOT_HINT = ("graphviz's 'dot' program is not installed, so this is a simplified drawing. For the full torchviz "
+            "view install graphviz ('sudo apt-get install graphviz', 'brew install graphviz' or "
+            "'conda install -c conda-forge graphviz') and restart the kernel.")
+DEFAULT_MAX_NODES = 120
+
+
+@dataclass(frozen=True)
+class GraphStats:
+    """Size of an autograd graph: distinct nodes, their types, and the longest root-to-leaf path."""
+
+    nodes: int
+    node_types: Counter = field(compare=False)
+    depth: int
+
+    def __str__(self) -> str:
+        kinds = ", ".join(f"{name}×{count}" for name, count in sorted(self.node_types.items()))
+        return f"{self.nodes} nodes, depth {self.depth}: {kinds}"
+
+
+def _root(tensor: object, name: str) -> torch.autograd.graph.Node:
+    tensor = require_tensor(tensor, name)
+    if tensor.grad_fn is None:
+        raise LabInputError(f"{name} has no autograd history (grad_fn is None). Compute it from a tensor with "
+                            "requires_grad=True, outside torch.no_grad(), and pass the result, not a leaf.")
+    return tensor.grad_fn
+
+
+def _walk(root: torch.autograd.graph.Node) -> tuple[list, dict, dict]:
+    """Nodes in discovery order, their children, and each node's depth (longest path from root)."""
+    order, children = [], {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node in children:
+            continue
+        kids = [child for child, _ in node.next_functions if child is not None]
+        children[node] = kids
+        order.append(node)
+        stack.extend(kids)
+    depth = {root: 1}
+    for node in _topological(root, children):
+        for child in children[node]:
+            depth[child] = max(depth.get(child, 0), depth[node] + 1)
+    return order, children, depth
+
+
+def _topological(root, children) -> list:
+    seen, post = set(), []
+    stack = [(root, iter(children[root]))]
+    seen.add(root)
+    while stack:
+        node, it = stack[-1]
+        child = next(it, None)
+        if child is None:
+            stack.pop()
+            post.append(node)
+        elif child not in seen:
+            seen.add(child)
+            stack.append((child, iter(children[child])))
+    return post[::-1]
+
+
+def graph_stats(tensor: torch.Tensor) -> GraphStats:
+    """Count the autograd nodes behind ``tensor``.
+
+    Args:
+        tensor: a result with a ``grad_fn`` (e.g. a loss).
+
+    Returns:
+        ``GraphStats`` with the number of distinct nodes (``AccumulateGrad`` leaves included),
+        a ``Counter`` of node type names and the depth (nodes on the longest root-to-leaf path).
+
+    Example:
+        >>> x = torch.ones(2, requires_grad=True)
+        >>> graph_stats((x * 2).sum()).nodes   # SumBackward0 -> MulBackward0 -> AccumulateGrad
+        3
+    """
+    order, _, depth = _walk(_root(tensor, "tensor"))
+    return GraphStats(nodes=len(order), node_types=Counter(type(n).__name__ for n in order),
+                      depth=max(depth.values()))
+
+
+def dot_available() -> bool:
+    """Whether graphviz's ``dot`` program is on the PATH.
+
+    Example:
+        >>> isinstance(dot_available(), bool)
+        True
+    """
+    return shutil.which("dot") is not None
+
+
+def _torchviz_png(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None) -> bytes:
+    from torchviz import make_dot
+
+    graph = make_dot(tensor, params=dict(params or {}))
+    graph.graph_attr.update(size="7,7", dpi="80")
+    return graph.pipe(format="png")
+
+
+def _figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    matplotlib.pyplot.close(fig)
+    return buffer.getvalue()
+
+
+def _matplotlib_png(tensor: torch.Tensor, title: str) -> bytes:
+    import matplotlib.pyplot as plt
+
+    order, children, depth = _walk(tensor.grad_fn)
+    levels: dict[int, list] = {}
+    for node in order:
+        levels.setdefault(depth[node], []).append(node)
+    widest = max(len(nodes) for nodes in levels.values())
+    fig, ax = plt.subplots(figsize=(min(2 + 1.6 * widest, 12), min(1 + 0.8 * len(levels), 10)))
+    position = {}
+    for level, nodes in levels.items():
+        for i, node in enumerate(nodes):
+            position[node] = ((i + 0.5) / len(nodes), -level)
+    for node, kids in children.items():
+        for child in kids:
+            (x0, y0), (x1, y1) = position[child], position[node]
+            ax.annotate("", xy=(x1, y1 - 0.15), xytext=(x0, y0 + 0.15),
+                        arrowprops={"arrowstyle": "->", "color": "0.5"})
+    for node, (x, y) in position.items():
+        name = type(node).__name__
+        colour = "lightblue" if name == "AccumulateGrad" else "lightgrey"
+        ax.text(x, y, name, ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round", "facecolor": colour})
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-len(levels) - 0.7, -0.3)
+    ax.axis("off")
+    ax.set_title(title + "\n(simplified drawing: arrows follow the forward pass, backward runs top-down; leaves in blue)", fontsize=9)
+    return _figure_png(fig)
+
+
+def _summary_png(stats: GraphStats, title: str, max_nodes: int) -> bytes:
+    import matplotlib.pyplot as plt
+
+    names, counts = zip(*stats.node_types.most_common())
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.2))
+    ax.barh(names, counts, color="tab:blue")
+    ax.invert_yaxis()
+    ax.set_xlabel("number of nodes")
+    ax.set_title(f"{title}: {stats.nodes} nodes (over the drawing cap of {max_nodes}); node types", fontsize=9)
+    return _figure_png(fig)
+
+
+@dataclass
+class GraphView:
+    """A rendered autograd graph; displays as PNG in a notebook.
+
+    Attributes:
+        png: the image bytes.
+        stats: the graph's ``GraphStats``.
+        backend: ``"graphviz"``, ``"matplotlib"`` (no ``dot``) or ``"summary"`` (over the size cap).
+        hint: a one-line note for the learner, empty when there is nothing to say.
+    """
+
+    png: bytes
+    stats: GraphStats
+    backend: str
+    hint: str = ""
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def __repr__(self) -> str:
+        text = f"<autograd graph: {self.stats}; drawn with {self.backend}>"
+        return f"{text}\n{self.hint}" if self.hint else text
+
+
+def draw_graph(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None,
+               title: str = "autograd graph", max_nodes: int = DEFAULT_MAX_NODES) -> GraphView:
+    """Render the autograd graph behind ``tensor`` as a PNG.
+
+    Uses torchviz's ``make_dot`` when graphviz's ``dot`` program is installed; otherwise draws the
+    same nodes with matplotlib and adds a hint on installing graphviz. Graphs with more than
+    ``max_nodes`` nodes are summarised as a bar chart of node types instead of drawn.
+
+    Args:
+        tensor: a result with a ``grad_fn``.
+        params: optional ``{name: parameter}`` so torchviz labels leaves (e.g. ``dict(model.named_parameters())``).
+        title: a caption for the fallback drawings.
+        max_nodes: the size cap.
+
+    Returns:
+        A ``GraphView`` (shown as an image when it is the last expression in a cell).
+
+    Example:
+        >>> x = torch.ones(3, requires_grad=True)
+        >>> draw_graph((x * 2).sum()).stats.nodes
+        3
+    """
+    if params is not None and not isinstance(params, Mapping):
+        raise LabInputError("params must be a mapping of names to tensors, e.g. dict(model.named_parameters()).")
+    stats = graph_stats(tensor)
+    if stats.nodes > max_nodes:
+        return GraphView(_summary_png(stats, title, max_nodes), stats, "summary",
+                         f"The graph has {stats.nodes} nodes; raise max_nodes to draw it in full.")
+    if dot_available():
+        try:
+            return GraphView(_torchviz_png(tensor, params), stats, "graphviz")
+        except Exception as error:  # a broken graphviz install must not stop the lesson
+            return GraphView(_matplotlib_png(tensor, title), stats, "matplotlib",
+                             f"graphviz failed ({type(error).__name__}: {error}); showing a simplified drawing.")
+    return GraphView(_matplotlib_png(tensor, title), stats, "matplotlib", DOT_HINT)
+
+
+def side_by_side(views: Mapping[str, GraphView]) -> bytes:
+    """Combine several ``GraphView`` images into one PNG with a caption each (node counts included).
+
+    Example:
+        >>> x = torch.ones(2, requires_grad=True)
+        >>> side_by_side({"a": draw_graph(x.sum()), "b": draw_graph((x * x).sum())})[:4]
+        b'\\x89PNG'
+    """
+    import matplotlib.pyplot as plt
+
+    if not views:
+        raise LabInputError("side_by_side needs at least one graph, e.g. {'loop': view1, 'reshape': view2}.")
+    fig, axes = plt.subplots(1, len(views), figsize=(5 * len(views), 6), squeeze=False)
+    for ax, (name, view) in zip(axes[0], views.items()):
+        ax.imshow(matplotlib.image.imread(io.BytesIO(view.png), format="png"))
+        ax.set_title(f"{name}: {view.stats.nodes} nodes, depth {view.stats.depth}", fontsize=10)
+        ax.axis("off")
+    return _figure_png(fig)

@@ -1,0 +1,238 @@
+"""Timing with ``torch.utils.benchmark``: medians and IQRs as records, ratios within one run, log-log plots."""
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch.utils import benchmark
+
+from helpers.device import pick_device
+from helpers.validation import LabInputError, require_choice, require_positive_int
+
+MODES = ("forward", "forward+backward")
+Builder = Callable[[int, torch.device], Callable[[], object]]
+
+
+@dataclass(frozen=True)
+class TimingRecord:
+    """One measured point: an implementation at one size, in one mode."""
+
+    implementation: str
+    size: int
+    mode: str
+    median_s: float
+    iqr_s: float
+    runs: int
+    threads: int
+    device: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _outputs_sum(output: object) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output.sum()
+    if isinstance(output, (tuple, list)):
+        parts = [_outputs_sum(o) for o in output if isinstance(o, (torch.Tensor, tuple, list))]
+        return sum(parts[1:], parts[0])
+    raise LabInputError(f"a timed function must return a tensor or a tuple of tensors; got {type(output).__name__}.")
+
+
+def _with_mode(fn: Callable[[], object], mode: str) -> Callable[[], object]:
+    if mode == "forward":
+        return fn  # autograd still records, as in a training forward pass
+
+    def forward_backward() -> None:
+        _outputs_sum(fn()).backward()
+
+    return forward_backward
+
+
+def time_callable(fn: Callable[[], object], threads: int = 2, min_run_time: float = 0.2) -> tuple[float, float, int]:
+    """Time a zero-argument callable with ``torch.utils.benchmark.Timer.blocked_autorange``.
+
+    CUDA work is synchronised by the benchmark timer itself.
+
+    Args:
+        fn: what to time.
+        threads: intra-op threads during the measurement.
+        min_run_time: seconds of measurement to collect at least.
+
+    Returns:
+        ``(median seconds, interquartile range in seconds, number of measured blocks)``.
+
+    Example:
+        >>> median, iqr, runs = time_callable(lambda: torch.ones(10).sum(), threads=1, min_run_time=0.01)
+        >>> median > 0 and runs >= 1
+        True
+    """
+    if not callable(fn):
+        raise LabInputError(f"fn must be a zero-argument callable; got {type(fn).__name__}.")
+    require_positive_int(threads, "threads")
+    fn()  # warm-up, outside the measurement: first calls allocate and pick kernels
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    iqr = measurement.iqr if len(measurement.times) > 1 else 0.0
+    return measurement.median, iqr, len(measurement.times)
+
+
+class _Progress:
+    """A progress bar in a notebook (ipywidgets) or a line on stderr; silent for short runs."""
+
+    def __init__(self, total: int, expected_s: float, enabled: bool):
+        self.total, self.done, self.bar = total, 0, None
+        self.enabled = enabled and expected_s > 2.0
+        if self.enabled and "ipykernel" in sys.modules:
+            try:
+                import ipywidgets
+                from IPython.display import display
+
+                self.bar = ipywidgets.IntProgress(min=0, max=total, description="timing")
+                display(self.bar)
+            except Exception:  # no widget support: fall back to text
+                self.bar = None
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.value = self.done
+            self.bar.description = f"{self.done}/{self.total}"
+        else:
+            print(f"\r[{self.done}/{self.total}] {label}    ", end="" if self.done < self.total else "\n",
+                  file=sys.stderr, flush=True)
+
+
+def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], mode: str = "forward",
+                         device: str = "cpu", threads: int = 2, min_run_time: float = 0.2,
+                         progress: bool = True) -> list[TimingRecord]:
+    """Time every implementation at every size, interleaved so machine noise hits all alike.
+
+    Args:
+        builders: ``{name: builder}``; ``builder(size, device)`` sets up inputs and returns a
+            zero-argument callable that runs the forward pass and returns its output.
+        sizes: the swept sizes (e.g. sequence lengths).
+        mode: ``"forward"`` or ``"forward+backward"`` (backward of the sum of all outputs).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        threads: intra-op threads, set explicitly so runs are comparable.
+        min_run_time: seconds of measurement per point.
+        progress: show progress when the run is expected to take more than two seconds.
+
+    Returns:
+        A list of ``TimingRecord``, one per implementation and size.
+
+    Example:
+        >>> builders = {"sum": lambda n, dev: (lambda: torch.ones(n, device=dev).sum())}
+        >>> [r.size for r in time_implementations(builders, [10, 100], min_run_time=0.01)]
+        [10, 100]
+    """
+    require_choice(mode, "mode", MODES)
+    dev = pick_device(device)
+    if not builders:
+        raise LabInputError("builders is empty: pass at least one {name: builder}.")
+    sizes = [require_positive_int(int(s), "size") for s in sizes]
+    progress_bar = _Progress(len(builders) * len(sizes), 1.5 * len(builders) * len(sizes) * min_run_time, progress)
+    records = []
+    for size in sizes:
+        for name, builder in builders.items():
+            fn = _with_mode(builder(size, dev), mode)
+            median, iqr, runs = time_callable(fn, threads=threads, min_run_time=min_run_time)
+            records.append(TimingRecord(name, size, mode, median, iqr, runs, threads, str(dev)))
+            progress_bar.step(f"{name} @ {size}")
+    return records
+
+
+def speedups(records: Sequence[TimingRecord], baseline: str) -> dict[tuple[str, int, str], float]:
+    """Time of each implementation divided by the baseline's, at the same size and mode, in one run.
+
+    Returns:
+        ``{(implementation, size, mode): ratio}``; a ratio of 3.0 means three times slower than the baseline.
+
+    Example:
+        >>> recs = [TimingRecord("a", 1, "forward", 2.0, 0, 1, 1, "cpu"), TimingRecord("b", 1, "forward", 1.0, 0, 1, 1, "cpu")]
+        >>> speedups(recs, "b")[("a", 1, "forward")]
+        2.0
+    """
+    base = {(r.size, r.mode): r.median_s for r in records if r.implementation == baseline}
+    if not base:
+        raise LabInputError(f"no records for baseline {baseline!r}; implementations timed: "
+                            f"{sorted({r.implementation for r in records})}.")
+    return {(r.implementation, r.size, r.mode): r.median_s / base[(r.size, r.mode)]
+            for r in records if (r.size, r.mode) in base}
+
+
+def ratio_table(records: Sequence[TimingRecord], baseline: str, size_name: str = "size") -> str:
+    """A text table of medians and ratios to the baseline (one run, same machine state).
+
+    Example:
+        >>> recs = [TimingRecord("a", 1, "forward", 2e-3, 0, 1, 1, "cpu"), TimingRecord("b", 1, "forward", 1e-3, 0, 1, 1, "cpu")]
+        >>> print(ratio_table(recs, "b"))  # doctest: +NORMALIZE_WHITESPACE
+        mode     size  implementation  median (ms)  × b
+        forward     1  a                     2.000  2.00
+        forward     1  b                     1.000  1.00
+    """
+    ratios = speedups(records, baseline)
+    lines = [f"{'mode':<17}{size_name:>6}  {'implementation':<22}{'median (ms)':>12}  × {baseline}"]
+    for r in sorted(records, key=lambda r: (r.mode, r.size, r.implementation)):
+        ratio = ratios.get((r.implementation, r.size, r.mode), math.nan)
+        lines.append(f"{r.mode:<17}{r.size:>6}  {r.implementation:<22}{r.median_s * 1e3:>12.3f}  {ratio:.2f}")
+    return "\n".join(lines)
+
+
+def fit_loglog_slope(sizes: Sequence[float], times: Sequence[float]) -> float:
+    """Slope of log(time) against log(size): about 1 for linear growth, 2 for quadratic.
+
+    Example:
+        >>> round(fit_loglog_slope([1, 2, 4, 8], [1, 4, 16, 64]), 6)
+        2.0
+    """
+    if len(sizes) != len(times) or len(sizes) < 2:
+        raise LabInputError("fit_loglog_slope needs at least two (size, time) pairs of equal length.")
+    if min(sizes) <= 0 or min(times) <= 0:
+        raise LabInputError("sizes and times must be positive to fit on a log-log scale.")
+    slope, _ = np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(times, float)), 1)
+    return float(slope)
+
+
+def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=None, fit: bool = True):
+    """Log-log plot of median time against size, one line per implementation and mode, IQR as error bars.
+
+    Args:
+        records: from ``time_implementations``.
+        size_label: the x-axis label (e.g. ``"sequence length T"``).
+        ax: an existing matplotlib ``Axes`` or None.
+        fit: add the fitted log-log slope to each legend entry.
+
+    Returns:
+        The ``Axes``.
+    """
+    import matplotlib.pyplot as plt
+
+    if not records:
+        raise LabInputError("no timing records to plot; run time_implementations first.")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    keys = list(dict.fromkeys((r.implementation, r.mode) for r in records))
+    for impl, mode in keys:
+        points = sorted((r.size, r.median_s, r.iqr_s) for r in records if (r.implementation, r.mode) == (impl, mode))
+        xs, ys, errs = zip(*points)
+        label = impl if len({m for _, m in keys}) == 1 else f"{impl} ({mode})"
+        if fit and len(xs) >= 2:
+            label += f", slope {fit_loglog_slope(xs, ys):.2f}"
+        ax.errorbar(xs, [y * 1e3 for y in ys], yerr=[e * 1e3 / 2 for e in errs], marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(size_label)
+    ax.set_ylabel("median time per call (ms)")
+    device = records[0].device
+    ax.set_title(f"{', '.join(sorted({r.mode for r in records}))} on {device}, {records[0].threads} threads")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
