@@ -91,3 +91,36 @@ def check_equal(answer: object, expected: object, name: str = "answer") -> Check
     if isinstance(answer, (int, float)) and isinstance(expected, (int, float)) and expected:
         hint = f" Your value is {answer / expected:.3g}× the expected one."
     return CheckResult(name, False, f"got {answer!r}, expected {expected!r}.{hint}")
+
+
+def check_raises(fn: object, expected: type[BaseException] = Exception, name: str = "call",
+                 match: str = "") -> CheckResult:
+    """Run ``fn()`` and check that it raises ``expected``; the message is kept for the learner to read.
+
+    Lessons that show a popular snippet crashing run it through this, so the notebook still runs
+    top to bottom and the printed outcome (error type and message) is checked.
+
+    Args:
+        fn: a zero-argument callable expected to fail.
+        expected: the exception type it should raise.
+        name: what is being run, for the message.
+        match: a substring the error message must contain.
+
+    Returns:
+        ``CheckResult`` whose message is ``"raised <Type>: <first line of the error>"``.
+
+    Example:
+        >>> check_raises(lambda: 1 / 0, ZeroDivisionError, "1 / 0")
+        ✅ 1 / 0: raised ZeroDivisionError: division by zero
+    """
+    if not callable(fn):
+        return CheckResult(name, False, f"expected a zero-argument callable (e.g. lambda: ...); got {type(fn).__name__}.")
+    try:
+        fn()
+    except BaseException as error:  # the point is to catch what the snippet raises
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        ok = isinstance(error, expected) and match in str(error)
+        return CheckResult(name, ok, f"raised {type(error).__name__}: {first_line}")
+    return CheckResult(name, False, f"ran without raising; expected {expected.__name__}.")
