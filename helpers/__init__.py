@@ -8,6 +8,7 @@
 - ``timing``: ``torch.utils.benchmark`` timings, ratios, log-log plots
 - ``widgets``: experiment panels over plain functions
 - ``exercises``: self-checks for exercises
+- ``reference``: recorded reference timings in data/reference/
 """
 from helpers.validation import LabInputError
 
