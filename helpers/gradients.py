@@ -122,7 +122,8 @@ def default_loss(output: object) -> torch.Tensor:
     total = 0
     for t in tensors:
         gen = torch.Generator().manual_seed(t.numel())
-        weights = torch.randn(t.shape, generator=gen, dtype=t.dtype).to(t.device)
+        # drawn in float32 whatever t's dtype, so a float64 reference gets the very same loss
+        weights = torch.randn(t.shape, generator=gen).to(device=t.device, dtype=t.dtype)
         total = total + (t * weights).sum()
     return total
 

@@ -74,9 +74,14 @@ def time_callable(fn: Callable[[], object], threads: int = 2, min_run_time: floa
     if not callable(fn):
         raise LabInputError(f"fn must be a zero-argument callable; got {type(fn).__name__}.")
     require_positive_int(threads, "threads")
-    fn()  # warm-up, outside the measurement: first calls allocate and pick kernels
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)  # the warm-up too, so it picks the kernels the measurement will use
+    try:
+        fn()  # warm-up, outside the measurement: first calls allocate and pick kernels
+        timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+        measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    finally:
+        torch.set_num_threads(previous)
     iqr = measurement.iqr if len(measurement.times) > 1 else 0.0
     return measurement.median, iqr, len(measurement.times)
 

@@ -1,0 +1,117 @@
+import pytest
+import torch
+
+from helpers import timing
+from helpers.timing import Experiment, TimingRecord
+from helpers.validation import LabInputError
+
+
+def _builders():
+    def small(n, dev):
+        x = torch.randn(n, device=dev, requires_grad=True)
+        return lambda: x.tanh()
+
+    def slow(n, dev):
+        x = torch.randn(n, device=dev, requires_grad=True)
+        return lambda: sum(x.tanh() for _ in range(20))
+
+    return {"small": small, "slow": slow}
+
+
+def test_records_cover_every_implementation_and_size():
+    records = timing.time_implementations(_builders(), [16, 64], min_run_time=0.01, threads=1)
+    assert {(r.implementation, r.size) for r in records} == {(i, s) for i in ("small", "slow") for s in (16, 64)}
+    assert all(r.median_s > 0 and r.iqr_s >= 0 and r.runs >= 1 and r.threads == 1 for r in records)
+
+
+def test_more_work_takes_longer_within_one_run():
+    records = timing.time_implementations(_builders(), [256], min_run_time=0.05, threads=1)
+    ratios = timing.speedups(records, "small")
+    assert ratios[("slow", 256, "forward")] > 3  # 20 tanh calls against 1
+
+
+def test_forward_backward_mode_runs_backward():
+    calls = []
+
+    def builder(n, dev):
+        x = torch.randn(n, requires_grad=True)
+
+        def fn():
+            calls.append(1)
+            return x * 2
+
+        fn.x = x
+        builder.x = x
+        return fn
+
+    timing.time_implementations({"b": builder}, [4], mode="forward+backward", min_run_time=0.001, threads=1)
+    assert builder.x.grad is not None and builder.x.grad[0] > 0
+
+
+def test_threads_are_set_for_the_measurement():
+    seen = []
+
+    def builder(n, dev):
+        return lambda: seen.append(torch.get_num_threads()) or torch.ones(1)
+
+    timing.time_implementations({"t": builder}, [1], threads=1, min_run_time=0.001)
+    assert set(seen) == {1}
+
+
+def test_bad_arguments_are_explained():
+    with pytest.raises(LabInputError, match="'forward', 'forward\\+backward'"):
+        timing.time_implementations(_builders(), [4], mode="backward")
+    with pytest.raises(LabInputError):
+        timing.time_implementations({}, [4])
+    with pytest.raises(LabInputError):
+        timing.time_implementations(_builders(), [0])
+    with pytest.raises(LabInputError, match="tensor"):
+        timing.time_implementations({"x": lambda n, d: (lambda: "text")}, [1], mode="forward+backward")
+
+
+def test_slope_fit_recovers_exponents():
+    sizes = [8, 16, 32, 64]
+    assert timing.fit_loglog_slope(sizes, [s for s in sizes]) == pytest.approx(1.0)
+    assert timing.fit_loglog_slope(sizes, [3 * s * s for s in sizes]) == pytest.approx(2.0)
+    with pytest.raises(LabInputError):
+        timing.fit_loglog_slope([1], [1])
+    with pytest.raises(LabInputError):
+        timing.fit_loglog_slope([1, 2], [0, 1])
+
+
+def _rec(impl, size, t):
+    return TimingRecord(impl, size, "forward", t, 0.0, 5, 2, "cpu")
+
+
+def test_speedups_and_table():
+    records = [_rec("a", 1, 3e-3), _rec("b", 1, 1e-3), _rec("a", 2, 8e-3), _rec("b", 2, 2e-3)]
+    ratios = timing.speedups(records, "b")
+    assert ratios[("a", 1, "forward")] == pytest.approx(3) and ratios[("a", 2, "forward")] == pytest.approx(4)
+    table = timing.ratio_table(records, "b", size_name="T")
+    assert "T" in table.splitlines()[0] and "4.00" in table
+    with pytest.raises(LabInputError, match="baseline"):
+        timing.speedups(records, "c")
+
+
+def test_plot_is_loglog_with_units_and_slopes():
+    records = [_rec("a", 1, 1e-3), _rec("a", 2, 4e-3), _rec("a", 4, 16e-3)]
+    ax = timing.plot_timings(records, size_label="sequence length T")
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert ax.get_xlabel() == "sequence length T" and "ms" in ax.get_ylabel()
+    assert "slope 2.00" in ax.get_legend().get_texts()[0].get_text()
+    with pytest.raises(LabInputError):
+        timing.plot_timings([])
+
+
+def test_run_experiment_times_every_mode():
+    exp = Experiment("t", _builders(), (8,), "n", "small")
+    records = timing.run_experiment(exp, min_run_time=0.005, threads=1)
+    assert {r.mode for r in records} == set(timing.MODES)
+    with pytest.raises(LabInputError, match="baseline"):
+        timing.run_experiment(Experiment("t", _builders(), (8,), "n", "nope"))
+
+
+def test_cuda_refused_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(LabInputError, match="CUDA"):
+        timing.time_implementations(_builders(), [4], device="cuda")
