@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.device import pick_device
+from helpers.device import cpu_name, pick_device
 from helpers.reference import REFERENCE_DIR
 from helpers.timing import Experiment, run_experiment
 from helpers.validation import LabInputError
@@ -70,7 +70,7 @@ def machine_metadata(device: torch.device, threads: int) -> dict[str, object]:
         commit = None
     return {
         "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
@@ -81,16 +81,6 @@ def machine_metadata(device: torch.device, threads: int) -> dict[str, object]:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit,
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_bench(experiments: Sequence[Experiment], device: str, threads: int, min_run_time: float,

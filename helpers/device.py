@@ -7,6 +7,7 @@ import random
 import shutil
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -76,6 +77,22 @@ def set_threads(count: int = 2) -> int:
     return torch.get_num_threads()
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux), or the architecture when unknown.
+
+    Example:
+        >>> isinstance(cpu_name(), str) and len(cpu_name()) > 0
+        True
+    """
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -103,7 +120,7 @@ def environment_report() -> dict[str, object]:
         "cuda_available": cuda,
         "cuda_version": torch.version.cuda,
         "cudnn_version": torch.backends.cudnn.version() if cuda else None,
-        "device_name": torch.cuda.get_device_name(0) if cuda else (platform.processor() or platform.machine()),
+        "device_name": torch.cuda.get_device_name(0) if cuda else cpu_name(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "ipywidgets": _version("ipywidgets"),
@@ -136,7 +153,7 @@ def format_report(report: dict[str, object]) -> str:
     keys = ["python", "torch", "cuda_available", "cuda_version", "cudnn_version", "device_name",
             "threads", "cpu_count", "jupyterlab", "ipywidgets", "jupyterlab_widgets", "dot"]
     width = max(map(len, keys))
-    lines = [f"{key:<{width}}  {report.get(key) if report.get(key) is not None else '(not found)'}" for key in keys]
+    lines = [f"{key:<{width}}  {report.get(key) if report.get(key) is not None else '(none)'}" for key in keys]
     problems = report.get("problems") or []
     lines.append("")
     if problems:
