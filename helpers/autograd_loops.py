@@ -1,6 +1,7 @@
 """Autograd through Python loops: what the graph records, and the pitfalls of backward inside a loop."""
 from __future__ import annotations
 
+import re
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -188,6 +189,19 @@ class StepFailure:
     error: BaseException | None
     weight_hh_versions: tuple[int, ...]
 
+    @property
+    def stale_step(self) -> int | None:
+        """The step whose forward pass saved the weight version the error expected (None without such an error).
+
+        Example:
+            >>> trace_per_step_training(steps=4).stale_step
+            1
+        """
+        match = re.search(r"expected version (\d+)", str(self.error or ""))
+        if match is None or int(match.group(1)) not in self.weight_hh_versions:
+            return None
+        return self.weight_hh_versions.index(int(match.group(1)))
+
     def __str__(self) -> str:
         if self.error is None:
             return f"ran all steps; weight_hh._version at each backward: {list(self.weight_hh_versions)}"
@@ -306,7 +320,7 @@ def per_step_experiment(sizes: tuple[int, ...] = (8, 16, 32, 64)) -> Experiment:
     """
     sizes = tuple(require_positive_int(int(s), "size", maximum=512) for s in sizes)
     return Experiment("nb03.per_step_backward",
-                      {"single backward": _single_builder, "per-step backward (retain_graph)": _per_step_builder},
+                      {"single backward": _single_builder, "per-step retain_graph": _per_step_builder},
                       sizes, "sequence length T", "single backward", modes=("forward",),
                       fixed={"batch": 4, "hidden": 16, "model": "TinyRNN (RNNCell loop)"})
 
@@ -467,7 +481,7 @@ def running_loss_growth(steps: int = 6, mode: str = "tensor", train: bool = True
     require_positive_int(steps, "steps", maximum=64)
     require_choice(mode, "mode", RUNNING_LOSS_MODES)
     model, _, _ = rnn_setup(batch=batch, length=length, hidden=hidden)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05) if train else None
     rows = []
     total_loss: float | torch.Tensor = 0.0
     with track_live_saved(exclude=tuple(model.parameters())) as tracker:

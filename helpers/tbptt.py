@@ -283,11 +283,15 @@ def compare_window(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, window: int
         True
     """
     x = check_sequence(x, model)
-    full = full_bptt_gradients(model, x, y)
+    return _compare(model, x, y, window, full_bptt_gradients(model, x, y), window_graph_bytes(model, x, y, x.shape[1]))
+
+
+def _compare(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, window: int, full: dict[str, torch.Tensor],
+             full_bytes: int) -> WindowResult:
     trunc = tbptt_gradients(model, x, y, window)
     length = x.shape[1]
-    return WindowResult(min(window, length), length, window_graph_bytes(model, x, y, window),
-                        window_graph_bytes(model, x, y, length), relative_difference(trunc, full))
+    return WindowResult(min(window, length), length, window_graph_bytes(model, x, y, window), full_bytes,
+                        relative_difference(trunc, full))
 
 
 def window_sweep(window_sizes: Sequence[int], length: int = 32, hidden: int = 16, batch: int = 8,
@@ -304,7 +308,9 @@ def window_sweep(window_sizes: Sequence[int], length: int = 32, hidden: int = 16
     torch.manual_seed(seed)
     model = TinyRNN(1, hidden, 1)
     x, y = make_echo_task(batch, length, delay, seed)
-    return [compare_window(model, x, y, require_positive_int(int(w), "window", maximum=length)) for w in window_sizes]
+    sizes = [require_positive_int(int(w), "window", maximum=length) for w in window_sizes]
+    full, full_bytes = full_bptt_gradients(model, x, y), window_graph_bytes(model, x, y, length)
+    return [_compare(model, x, y, w, full, full_bytes) for w in sizes]
 
 
 def plot_window_sweep(results: Sequence[WindowResult], highlight: int | None = None):

@@ -76,6 +76,10 @@ def test_trace_reports_versions_and_first_failing_step():
     assert len(versions) == trace.failed_at_step + 1
     assert list(versions) == sorted(versions) and versions[-1] > versions[0]  # each optimizer.step() bumps it
     assert "failed at step" in str(trace)
+    # the stale saved weight is the one an earlier step used, with the version it had then
+    assert trace.stale_step is not None and trace.stale_step < trace.failed_at_step
+    assert f"expected version {versions[trace.stale_step]}" in str(trace.error)
+    assert trace_per_step_training(steps=1).stale_step is None
     one = trace_per_step_training(steps=1)
     assert one.failed_at_step is None and one.error is None and "ran all steps" in str(one)
 
@@ -91,7 +95,7 @@ def test_per_step_backward_time_grows_faster_than_single_backward():
     records = run_experiment(exp, min_run_time=0.05, threads=1, progress=False)
     t = {(r.implementation, r.size): r.median_s for r in records}
     growth_single = t["single backward", 32] / t["single backward", 8]
-    growth_per_step = t["per-step backward (retain_graph)", 32] / t["per-step backward (retain_graph)", 8]
+    growth_per_step = t["per-step retain_graph", 32] / t["per-step retain_graph", 8]
     # work grows 4x for one backward and ~15x per step; a generous margin for a loaded machine
     assert growth_per_step > 1.5 * growth_single
     with pytest.raises(LabInputError):
