@@ -316,7 +316,7 @@ def per_step_experiment(sizes: tuple[int, ...] = (8, 16, 32, 64)) -> Experiment:
 
     Example:
         >>> sorted(per_step_experiment().builders)
-        ['per-step backward (retain_graph)', 'single backward']
+        ['per-step retain_graph', 'single backward']
     """
     sizes = tuple(require_positive_int(int(s), "size", maximum=512) for s in sizes)
     return Experiment("nb03.per_step_backward",
@@ -583,11 +583,13 @@ def plot_running_loss(results: dict[str, list[RunningLossRow]]):
     if not results:
         raise LabInputError("no results to plot; pass {label: running_loss_growth(...)}.")
     fig, (ax_nodes, ax_bytes) = plt.subplots(1, 2, figsize=(10, 3.6))
-    markers = "osd^v<>"
+    markers, styles = "osd^v<>", ("-", "--", ":", "-.")  # distinct styles, so overlapping lines stay visible
     for i, (label, rows) in enumerate(results.items()):
         steps = [r.step for r in rows]
-        ax_nodes.plot(steps, [r.graph_nodes for r in rows], marker=markers[i % len(markers)], label=label)
-        ax_bytes.plot(steps, [r.live_saved_bytes / 1024 for r in rows], marker=markers[i % len(markers)], label=label)
+        style = {"marker": markers[i % len(markers)], "ls": styles[i % len(styles)], "label": label,
+                 "markersize": 8 - 1.5 * (i % 3)}
+        ax_nodes.plot(steps, [r.graph_nodes for r in rows], **style)
+        ax_bytes.plot(steps, [r.live_saved_bytes / 1024 for r in rows], **style)
     ax_nodes.set_xlabel("loop iteration")
     ax_nodes.set_ylabel("autograd nodes reachable from total_loss")
     ax_nodes.set_title("Graph kept by total_loss")

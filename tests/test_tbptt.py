@@ -234,4 +234,6 @@ def test_exercise_check_accepts_the_reference_and_rejects_wrong_loops():
     summed = check_tbptt_exercise(_summed)
     assert not summed.passed and "differ from full BPTT" in summed.message
     assert isinstance(check_tbptt_exercise(3), CheckResult) and not check_tbptt_exercise(3).passed
+    typo = check_tbptt_exercise(lambda model, x, y, window, optimizer=None: model.stepp(x, None))
+    assert not typo.passed and "AttributeError" in typo.message
     assert torch.autograd.backward.__name__ == "backward"
