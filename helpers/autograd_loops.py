@@ -325,6 +325,19 @@ def per_step_experiment(sizes: tuple[int, ...] = (8, 16, 32, 64)) -> Experiment:
                       fixed={"batch": 4, "hidden": 16, "model": "TinyRNN (RNNCell loop)"})
 
 
+def standard_experiments(scale: str = "notebook") -> list[Experiment]:
+    """This notebook's timing experiments for ``make bench``: ``"notebook"`` sizes as run live, or larger ``"reference"`` ones.
+
+    Example:
+        >>> [e.sizes for e in standard_experiments("notebook")]
+        [(8, 16, 32, 64)]
+    """
+    sizes = {"notebook": (8, 16, 32, 64), "reference": (16, 32, 64, 128, 256)}
+    if scale not in sizes:
+        raise LabInputError(f"scale must be one of {sorted(sizes)}; got {scale!r}.")
+    return [per_step_experiment(sizes[scale])]
+
+
 # --- 5. gradient accumulation ----------------------------------------------------------------------------------
 
 def grads_after_repeated_backward(calls: int = 3, x_value: float = 2.0) -> list[float]:

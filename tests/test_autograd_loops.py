@@ -5,7 +5,7 @@ import torch
 from helpers.autograd_loops import (LiveSavedTensors, backward_step_executions, grads_after_repeated_backward,
                                     loop_graph_loss, loop_graph_view, loop_sum_gradients, loop_sum_loss,
                                     make_graph_panel, micro_batch_gradients, per_step_backward,
-                                    per_step_experiment, per_step_without_retain_graph,
+                                    per_step_experiment, per_step_without_retain_graph, standard_experiments,
                                     retain_graph_with_optimizer_step, rnn_setup, running_loss_growth,
                                     trace_per_step_training, track_live_saved, while_loop_gradient)
 from helpers.exercises import check_raises
@@ -197,3 +197,13 @@ def test_plot_running_loss_has_labelled_axes():
     plt.close(fig)
     with pytest.raises(LabInputError):
         plot_running_loss({})
+
+
+def test_standard_experiments_for_bench():
+    from helpers.bench import collect_experiments
+
+    notebook = collect_experiments("notebook", modules=["helpers.autograd_loops"])
+    assert [e.name for e in notebook] == ["nb03.per_step_backward"]
+    assert max(standard_experiments("reference")[0].sizes) > max(notebook[0].sizes)
+    with pytest.raises(LabInputError, match="scale"):
+        standard_experiments("huge")
