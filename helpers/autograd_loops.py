@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from helpers.graphs import GraphView, draw_graph, graph_stats
-from helpers.tbptt import TinyRNN, _grads, check_sequence, make_echo_task, sequence_loss, step_loss
+from helpers.tbptt import (TinyRNN, check_sequence, check_targets, make_echo_task, parameter_grads, sequence_loss,
+                           step_loss)
 from helpers.timing import Experiment
 from helpers.validation import LabInputError, require_choice, require_positive_int
 
@@ -170,6 +170,7 @@ def per_step_backward(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, retain_g
         True
     """
     x = check_sequence(x, model)
+    check_targets(y, x, model)
     length = x.shape[1]
     model.zero_grad(set_to_none=True)
     h = model.init_hidden(x.shape[0])
@@ -178,7 +179,7 @@ def per_step_backward(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, retain_g
         step_loss(out, y[:, t], length).backward(retain_graph=retain_graph)
         if optimizer is not None:
             optimizer.step()
-    return _grads(model)
+    return parameter_grads(model)
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ def micro_batch_gradients(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, micr
     for start in range(0, batch, part):
         loss = sequence_loss(model, x[start:start + part], y[start:start + part])
         (loss * (part / batch) if scale else loss).backward()
-    return _grads(model)
+    return parameter_grads(model)
 
 
 # --- 6. a running total that keeps graphs alive -------------------------------------------------------------
@@ -506,11 +507,11 @@ def running_loss_growth(steps: int = 6, mode: str = "tensor", train: bool = True
                 loss.backward()
                 optimizer.step()
             if mode == "tensor":
-                total_loss = total_loss + loss
+                total_loss += loss
             elif mode == "item":
                 total_loss += loss.item()
             else:
-                total_loss = total_loss + loss.detach()
+                total_loss += loss.detach()
             del loss, x, y
             nodes = (graph_stats(total_loss).nodes
                      if isinstance(total_loss, torch.Tensor) and total_loss.grad_fn is not None else 0)

@@ -57,6 +57,21 @@ class TinyRNN(nn.Module):
         return torch.stack(outputs, dim=1), h
 
 
+def check_targets(y: object, x: torch.Tensor, model: TinyRNN) -> torch.Tensor:
+    """Check that targets ``y`` are ``(batch, time, output_size)`` matching ``x``; returns them.
+
+    Example:
+        >>> check_targets(torch.zeros(2, 3, 1), torch.zeros(2, 3, 1), TinyRNN(1, 4, 1)).shape
+        torch.Size([2, 3, 1])
+    """
+    y = require_tensor(y, "y", ndim=3, layout="(batch, time, outputs)")
+    want = (x.shape[0], x.shape[1], model.head.out_features)
+    if tuple(y.shape) != want:
+        raise LabInputError(f"targets y have shape {tuple(y.shape)} but must be {want} (batch and time of x, "
+                            "the model's output size); slice or reshape them to match.")
+    return y
+
+
 def check_sequence(x: object, model: TinyRNN, name: str = "x") -> torch.Tensor:
     """Check that ``x`` is ``(batch, time, input_size)`` for ``model``; returns it.
 
@@ -126,7 +141,14 @@ def sequence_loss(model: TinyRNN, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return nn.functional.mse_loss(out, y)
 
 
-def _grads(model: nn.Module) -> dict[str, torch.Tensor]:
+def parameter_grads(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of every parameter's ``.grad`` that is set, by name.
+
+    Example:
+        >>> layer = torch.nn.Linear(2, 1); layer(torch.ones(1, 2)).sum().backward()
+        >>> sorted(parameter_grads(layer))
+        ['bias', 'weight']
+    """
     return {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
@@ -143,7 +165,7 @@ def full_bptt_gradients(model: TinyRNN, x: torch.Tensor, y: torch.Tensor) -> dic
     """
     model.zero_grad(set_to_none=True)
     sequence_loss(model, x, y).backward()
-    return _grads(model)
+    return parameter_grads(model)
 
 
 def windows(length: int, window: int) -> list[tuple[int, int]]:
@@ -184,6 +206,7 @@ def tbptt_pass(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, window: int,
         True
     """
     x = check_sequence(x, model)
+    check_targets(y, x, model)
     length = x.shape[1]
     require_positive_int(window, "window")
     h = model.init_hidden(x.shape[0])
@@ -215,7 +238,7 @@ def tbptt_gradients(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, window: in
         True
     """
     tbptt_pass(model, x, y, window)
-    return _grads(model)
+    return parameter_grads(model)
 
 
 def relative_difference(grads: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
@@ -480,7 +503,7 @@ def check_tbptt_exercise(fn: Callable | None, name: str = "truncated-BPTT loop")
         except Exception as error:
             return CheckResult(name, False, f"with window = length and optimizer=None it raised "
                                f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}.")
-        got = _grads(model)
+        got = parameter_grads(model)
         if set(got) != set(full):
             return CheckResult(name, False, f"with optimizer=None, gradients are missing for {sorted(set(full) - set(got))}.")
         worst = max(float((got[k] - full[k]).abs().max()) for k in full)

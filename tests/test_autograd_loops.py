@@ -66,6 +66,8 @@ def test_the_two_failing_loops_raise_pytorchs_own_errors():
     # one step only: nothing earlier to reach, so neither fails
     model, x, y = rnn_setup(length=1)
     per_step_backward(model, x, y, retain_graph=False)
+    with pytest.raises(LabInputError, match="targets"):
+        per_step_backward(model, x, y[:, :0], retain_graph=True)
 
 
 def test_trace_reports_versions_and_first_failing_step():

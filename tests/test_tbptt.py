@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 from helpers.exercises import CheckResult
-from helpers.tbptt import (TinyRNN, WindowResult, backward_calls, check_sequence, check_tbptt_exercise,
+from helpers.tbptt import (TinyRNN, WindowResult, backward_calls, check_sequence, check_targets,
+                           check_tbptt_exercise, parameter_grads,
                            compare_window, full_bptt_gradients, make_echo_task, make_tbptt_panel,
                            plot_window_sweep, relative_difference, sequence_loss, step_loss, tbptt_gradients,
                            tbptt_pass, window_graph_bytes, window_sweep, windows)
@@ -37,6 +38,21 @@ def test_tiny_rnn_and_sequence_check_reject_bad_input():
         check_sequence(torch.zeros(2, 3, 4), TinyRNN(1, 4, 1))
     with pytest.raises(LabInputError, match="hidden_size"):
         TinyRNN(1, 0, 1)
+    x = torch.zeros(2, 3, 1)
+    with pytest.raises(LabInputError, match="targets"):
+        check_targets(torch.zeros(2, 4, 1), x, TinyRNN(1, 4, 1))
+    with pytest.raises(LabInputError, match="3-D"):
+        tbptt_pass(TinyRNN(1, 4, 1), x, torch.zeros(2, 3), window=2)
+
+
+def test_parameter_grads_copies_only_set_grads():
+    model = TinyRNN(1, 4, 1)
+    assert parameter_grads(model) == {}
+    model(torch.ones(1, 2, 1))[0].sum().backward()
+    grads = parameter_grads(model)
+    assert set(grads) == {n for n, _ in model.named_parameters()}
+    grads["head.bias"].add_(1)
+    assert not torch.equal(grads["head.bias"], model.head.bias.grad)
 
 
 def test_echo_task_is_a_delayed_copy_and_seeded():
