@@ -50,3 +50,9 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
+
+# Reference timings: `make bench` (CPU) or `make bench DEVICE=cuda` on a GPU machine.
+DEVICE ?= cpu
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m helpers.bench --device $(DEVICE) --scale reference $(BENCH_ARGS)

@@ -9,6 +9,7 @@
 - ``widgets``: experiment panels over plain functions
 - ``exercises``: self-checks for exercises
 - ``reference``: recorded reference timings in data/reference/
+- ``bench``: ``python -m helpers.bench`` (``make bench``), which records them
 """
 from helpers.validation import LabInputError
 

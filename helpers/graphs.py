@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,9 +107,11 @@ def dot_available() -> bool:
 
 
 def _torchviz_png(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None) -> bytes:
-    from torchviz import make_dot
+    with warnings.catch_warnings():  # torchviz 0.0.3 compares versions with distutils; not the learner's concern
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchviz import make_dot
 
-    graph = make_dot(tensor, params=dict(params or {}))
+        graph = make_dot(tensor, params=dict(params or {}))
     graph.graph_attr.update(size="7,7", dpi="80")
     return graph.pipe(format="png")
 
@@ -129,14 +132,16 @@ def _matplotlib_png(tensor: torch.Tensor, title: str) -> bytes:
         levels.setdefault(depth[node], []).append(node)
     widest = max(len(nodes) for nodes in levels.values())
     fig, ax = plt.subplots(figsize=(min(2 + 1.6 * widest, 12), min(1 + 0.8 * len(levels), 10)))
+    # Same orientation as torchviz: leaves on top, the output at the bottom, arrows along the forward pass.
+    deepest = max(levels)
     position = {}
     for level, nodes in levels.items():
         for i, node in enumerate(nodes):
-            position[node] = ((i + 0.5) / len(nodes), -level)
+            position[node] = ((i + 0.5) / len(nodes), level - deepest)
     for node, kids in children.items():
         for child in kids:
             (x0, y0), (x1, y1) = position[child], position[node]
-            ax.annotate("", xy=(x1, y1 - 0.15), xytext=(x0, y0 + 0.15),
+            ax.annotate("", xy=(x1, y1 + 0.15), xytext=(x0, y0 - 0.15),
                         arrowprops={"arrowstyle": "->", "color": "0.5"})
     for node, (x, y) in position.items():
         name = type(node).__name__
@@ -144,9 +149,9 @@ def _matplotlib_png(tensor: torch.Tensor, title: str) -> bytes:
         ax.text(x, y, name, ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round", "facecolor": colour})
     ax.set_xlim(-0.05, 1.05)
-    ax.set_ylim(-len(levels) - 0.7, -0.3)
+    ax.set_ylim(1 - deepest - 0.7, 0.7)
     ax.axis("off")
-    ax.set_title(title + "\n(simplified drawing: arrows follow the forward pass, backward runs top-down; leaves in blue)", fontsize=9)
+    ax.set_title(title + "\n(simplified drawing: arrows follow the forward pass as in torchviz; leaves in blue)", fontsize=9)
     return _figure_png(fig)
 
 
