@@ -14,6 +14,7 @@ Everything here uses the ``batch_first`` layout: inputs are ``(batch, time, feat
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -636,8 +637,8 @@ def timing_memory_estimate(kind: str, max_length: int, hidden_size: int, batch: 
 
 
 def run_timing(kind: str, max_length: int, hidden_size: int, mode: str, device: str,
-               min_run_time: float = 0.05, batch: int = 16) -> list:
-    """Time cell loop and fused module at lengths 16, 64, ... up to ``max_length`` (×4 apart).
+               min_run_time: float = 0.05, batch: int = 16, threads: int = 1) -> list:
+    """Time cell loop and fused module at lengths 16, 64, ... up to ``max_length`` (×4 apart), on ``threads`` threads.
 
     Example:
         >>> recs = run_timing("RNN", 16, 8, "forward", "cpu", min_run_time=0.01, batch=2)
@@ -655,7 +656,7 @@ def run_timing(kind: str, max_length: int, hidden_size: int, mode: str, device: 
     experiment = loop_vs_fused_experiment(kind, tuple(sizes), hidden_size, batch)
     experiment = Experiment(experiment.name, experiment.builders, experiment.sizes, experiment.size_name,
                             experiment.baseline, (mode,), experiment.fixed)
-    return run_experiment(experiment, device=device, threads=torch.get_num_threads(), min_run_time=min_run_time)
+    return run_experiment(experiment, device=device, threads=threads, min_run_time=min_run_time)
 
 
 def plot_loop_vs_fused(records: list, ax=None):
@@ -664,7 +665,7 @@ def plot_loop_vs_fused(records: list, ax=None):
     Returns:
         The matplotlib ``Axes``.
     """
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import LogFormatter, NullFormatter
 
     from helpers.timing import plot_timings
 
@@ -672,6 +673,8 @@ def plot_loop_vs_fused(records: list, ax=None):
     sizes = sorted({r.size for r in records})
     ax.set_xticks(sizes, [str(s) for s in sizes])
     ax.xaxis.set_minor_formatter(NullFormatter())  # log-axis minor labels (3×10^1 ...) overlap otherwise
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # plain "5", "20" rather than "5×10^0"
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
     return ax
 
 
@@ -684,7 +687,7 @@ def render_timing(records: list) -> None:
 
 
 def make_timing_panel() -> Panel:
-    """A panel timing the cell loop against the fused module: kind, longest length, width, mode, device.
+    """A panel timing the cell loop against the fused module: kind, longest length, width, mode, device, threads.
 
     The longest length offered is bounded by ``DEFAULT_MEMORY_BUDGET`` through ``timing_memory_estimate``.
 
@@ -701,10 +704,11 @@ def make_timing_panel() -> Panel:
         "hidden_size": W.IntSlider(value=64, min=8, max=256, step=8, description="hidden size"),
         "mode": W.Dropdown(options=["forward", "forward+backward"], value="forward"),
         "device": W.Dropdown(options=available_devices(), value=available_devices()[0]),
+        "threads": W.IntSlider(value=1, min=1, max=max(1, os.cpu_count() or 1), description="CPU threads"),
     }
 
-    def fn(kind, max_length, hidden_size, mode, device):
-        return run_timing(kind, max_length, hidden_size, mode, device)
+    def fn(kind, max_length, hidden_size, mode, device, threads):
+        return run_timing(kind, max_length, hidden_size, mode, device, threads=threads)
 
     return Panel(fn, controls, render=render_timing, title="Cell loop vs fused module: time per call",
                  memory_estimate=lambda kind, max_length, hidden_size, **_: timing_memory_estimate(

@@ -308,6 +308,7 @@ def test_timing_panel_runs_and_changes():
     second = panel.set(kind="GRU", mode="forward+backward").run()
     assert {r.mode for r in first} == {"forward"} and {r.mode for r in second} == {"forward+backward"}
     assert len(first) == len(second) == 2
+    assert {r.threads for r in first} == {1}
     with pytest.raises(LabInputError, match="outside the allowed range"):
         panel.set(max_length=10**6)
 
