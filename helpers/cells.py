@@ -623,6 +623,22 @@ def loop_vs_fused_experiment(kind: str = "RNN", sizes: tuple[int, ...] = (16, 64
                       fixed={"kind": kind, "hidden_size": hidden_size, "batch": batch, "input_size": input_size})
 
 
+def standard_experiments(scale: str = "notebook") -> list[Experiment]:
+    """This notebook's standard timing experiments, for ``python -m helpers.bench`` (``make bench``).
+
+    Args:
+        scale: ``"notebook"`` (the sizes notebook 04 times live) or ``"reference"`` (all kinds, longer sequences).
+
+    Example:
+        >>> [e.name for e in standard_experiments("notebook")]
+        ['nb04.loop_vs_fused.RNN']
+    """
+    require_choice(scale, "scale", ("notebook", "reference"))
+    if scale == "notebook":
+        return [loop_vs_fused_experiment("RNN", sizes=(16, 64, 256))]
+    return [loop_vs_fused_experiment(kind, sizes=(16, 64, 256, 1024)) for kind in KINDS]
+
+
 def timing_memory_estimate(kind: str, max_length: int, hidden_size: int, batch: int = 16,
                            input_size: int = 16) -> int:
     """Bytes a forward+backward run keeps alive at the longest length (float32), with a margin of 4×.

@@ -10,7 +10,7 @@ from helpers.cells import (KINDS, HandRecurrent, StepTrace, bidirectional_chunk_
                            gru_step, kind_of, loop_builder, loop_vs_fused_experiment, lstm_step, make_recurrent,
                            make_step_panel, make_timing_panel, max_abs_diff, plot_loop_vs_fused, plot_step_trace,
                            popular_multilayer_snippet, rnn_step, run_cell_loop, run_in_chunks, run_timing,
-                           step_through, timing_memory_estimate)
+                           standard_experiments, step_through, timing_memory_estimate)
 from helpers.gradients import compare_gradients
 from helpers.validation import LabInputError
 
@@ -320,3 +320,14 @@ def test_plot_loop_vs_fused_labels_the_measured_lengths():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "64"]
     assert len(ax.get_legend().texts) == 2
     matplotlib.pyplot.close(ax.figure)
+
+
+def test_standard_experiments_for_make_bench():
+    from helpers.bench import collect_experiments
+
+    notebook = collect_experiments("notebook", modules=["helpers.cells"])
+    assert [e.name for e in notebook] == ["nb04.loop_vs_fused.RNN"] and notebook[0].sizes == (16, 64, 256)
+    reference = standard_experiments("reference")
+    assert [e.fixed["kind"] for e in reference] == list(KINDS) and max(reference[0].sizes) > 256
+    with pytest.raises(LabInputError, match="scale must be one of"):
+        standard_experiments("huge")
