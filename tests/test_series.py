@@ -22,7 +22,7 @@ def series():
 
 @pytest.fixture(scope="module")
 def trained(series):
-    return train_next_step(series, split=260, window=16, hidden_size=8, epochs=40, seed=0)
+    return train_next_step(series, split=260, window=12, hidden_size=8, epochs=20, seed=0)
 
 
 # --- loading ------------------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ def test_model_rejects_wrong_feature_count():
 
 
 def test_training_lowers_the_loss_and_uses_only_the_training_part(series, trained):
-    assert len(trained.losses) == 40 and trained.losses[-1] < 0.5 * trained.losses[0]
+    assert len(trained.losses) == 20 and trained.losses[-1] < 0.5 * trained.losses[0]
     assert trained.scaler == Scaler.fit(series.values[:260])
     assert not trained.model.training
 
