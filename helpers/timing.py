@@ -218,6 +218,7 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
         The ``Axes``.
     """
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     if not records:
         raise LabInputError("no timing records to plot; run time_implementations first.")
@@ -233,10 +234,15 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
         ax.errorbar(xs, [y * 1e3 for y in ys], yerr=[e * 1e3 / 2 for e in errs], marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # label the sizes that were measured, not log-scale minor ticks that overlap
+    sizes = sorted({r.size for r in records})
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(size_label)
     ax.set_ylabel("median time per call (ms)")
-    device = records[0].device
-    ax.set_title(f"{', '.join(sorted({r.mode for r in records}))} on {device}, {records[0].threads} threads")
+    threads = records[0].threads
+    ax.set_title(f"{', '.join(sorted({r.mode for r in records}))} on {records[0].device}, "
+                 f"{threads} thread{'s' if threads != 1 else ''}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return ax

@@ -115,3 +115,11 @@ def test_cuda_refused_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(LabInputError, match="CUDA"):
         timing.time_implementations(_builders(), [4], device="cuda")
+
+
+def test_plot_labels_the_measured_sizes_only():
+    records = [_rec("a", 8, 1e-3), _rec("a", 64, 4e-3), _rec("a", 512, 16e-3)]
+    ax = timing.plot_timings(records)
+    assert list(ax.get_xticks()) == [8, 64, 512]
+    assert all(label.get_text() == "" for label in ax.get_xaxis().get_minorticklabels())
+    assert "2 threads" in ax.get_title()
