@@ -18,7 +18,7 @@ from torch import nn
 
 from helpers.device import available_devices
 from helpers.gradients import compare_gradients
-from helpers.graphs import GraphView, draw_graph, side_by_side
+from helpers.graphs import GraphStats, GraphView, draw_graph, graph_stats, side_by_side
 from helpers.memory import saved_for_backward
 from helpers.timing import Builder, Experiment, TimingRecord, plot_timings, ratio_table, time_implementations
 from helpers.validation import LabInputError, require_choice, require_positive_int, require_tensor
@@ -622,6 +622,16 @@ def graph_for(method: str, steps: int, width: int = 2, hidden: int = 3) -> torch
     return time_distributed(make_mlp(width, hidden), x, method).sum()
 
 
+def graph_stats_at(method: str, steps: int) -> GraphStats:
+    """Node counts of ``graph_for(method, steps)``: how the graph grows with the number of steps.
+
+    Example:
+        >>> graph_stats_at("slice loop", 2).node_types["CopySlices"]
+        2
+    """
+    return graph_stats(graph_for(method, steps))
+
+
 def graph_pair(steps: int, loop: str = UNBIND_LOOP) -> GraphPair:
     """Draw the loop's and the reshape's autograd graphs side by side, with node counts.
 
@@ -753,8 +763,14 @@ def plot_length_sweep(records: Sequence[TimingRecord]):
         raise LabInputError("no timing records to plot; run the experiment first.")
     modes = list(dict.fromkeys(r.mode for r in records))
     fig, axes = plt.subplots(1, len(modes), figsize=(6 * len(modes), 4), squeeze=False)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
     for ax, mode in zip(axes[0], modes):
-        plot_timings([r for r in records if r.mode == mode], size_label="sequence length T (steps)", ax=ax)
+        mine = [r for r in records if r.mode == mode]
+        plot_timings(mine, size_label="sequence length T (steps)", ax=ax)
+        ax.set_xticks(sorted({r.size for r in mine}))          # the measured lengths, written out
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
     return fig
 

@@ -139,6 +139,13 @@ def test_lstm_cell_reshape_is_wrong_loop_matches_nn_lstm():
         td.lstm_like_cell(nn.GRUCell(3, 5))
 
 
+def test_graph_stats_grow_with_steps_for_loops_only():
+    for steps in (1, 4):
+        assert td.graph_stats_at("slice loop", steps).node_types["SelectBackward0"] == steps
+    assert td.graph_stats_at("reshape", 1).nodes == td.graph_stats_at("reshape", 5).nodes
+    assert td.graph_stats_at("unbind-stack loop", 5).nodes > td.graph_stats_at("unbind-stack loop", 1).nodes
+
+
 def test_graph_pair_and_panel():
     pair = td.graph_pair(2, "slice loop")
     assert pair.png[:4] == b"\x89PNG" and pair.nodes["slice loop"] > pair.nodes["reshape"]
