@@ -647,7 +647,7 @@ def graph_pair(steps: int, loop: str = UNBIND_LOOP) -> GraphPair:
 def _render_graph_pair(pair: GraphPair) -> None:
     from IPython.display import Image, display
 
-    print(", ".join(f"{name}: {view.stats}" for name, view in pair.views.items()))
+    print("\n".join(f"{name}: {view.stats}" for name, view in pair.views.items()))
     hints = {view.hint for view in pair.views.values() if view.hint}
     for hint in hints:
         print(hint)
@@ -848,5 +848,7 @@ def make_timing_panel(threads: int = 1) -> "Panel":
     def run(**values: object) -> list[TimingRecord]:
         return run_timing_panel(**values, threads=threads)
 
-    return Panel(run, controls, render=_render_timings, title="Time distributed over sequence length",
-                 memory_estimate=panel_memory_estimate)
+    where = ("CPU or CUDA" if "cuda" in available_devices()
+             else "runs on the CPU: no CUDA GPU is visible here")
+    return Panel(run, controls, render=_render_timings,
+                 title=f"Time distributed over sequence length ({where})", memory_estimate=panel_memory_estimate)

@@ -183,6 +183,8 @@ def test_standard_experiments():
 
 def test_timing_panel_runs_and_reacts():
     panel = td.make_timing_panel()
+    heading = panel.widget.children[0].value
+    assert ("CUDA" in heading) and (torch.cuda.is_available() or "runs on the CPU" in heading)
     panel.set(length=8, batch=2, width=4, slice_loop=False, mode="forward")
     first = panel.run()
     assert {r.implementation for r in first} == {"reshape", "unbind-stack loop"} and {r.size for r in first} == {8}
