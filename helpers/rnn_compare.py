@@ -241,7 +241,7 @@ def layer_builder(layer_type: str, batch: int = 32, seq_len: int = 32, input_siz
 
 
 _SCALE_SETTINGS = {
-    "notebook": dict(sizes=(32, 64, 128, 256), batch=32, seq_len=32, input_size=32),
+    "notebook": dict(sizes=(32, 64, 128, 256), batch=16, seq_len=25, input_size=32),
     "reference": dict(sizes=(64, 128, 256, 512, 1024), batch=64, seq_len=100, input_size=64),
 }
 
