@@ -474,8 +474,8 @@ def make_gradient_flow_panel():
                  memory_estimate=memory)
 
 
-MAX_TRAIN_LEN = 50
-MAX_TRAIN_STEPS = 500
+MAX_TRAIN_LEN = 40
+MAX_TRAIN_STEPS = 400
 
 
 def _train_for_panel(layer_type: str, seq_len: int, steps: int):
@@ -499,7 +499,7 @@ def _train_for_panel(layer_type: str, seq_len: int, steps: int):
 def make_training_panel():
     """Panel: layer type, sequence length and steps → train on the adding problem (progress bar) → loss curve.
 
-    Bounded to sequence length ≤ 50 and ≤ 500 steps so a run takes seconds on a laptop CPU.
+    Bounded to sequence length ≤ 40 and ≤ 400 steps so a run takes seconds on a laptop CPU.
 
     Returns:
         A ``helpers.widgets.Panel``; ``panel.run()`` returns a ``helpers.tasks.TrainResult``.

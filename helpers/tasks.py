@@ -154,8 +154,9 @@ def train_adding(layer_type: str, seq_len: int, steps: int = 200, hidden_size: i
                  progress: Callable[[int, int, float], None] | None = None) -> TrainResult:
     """Train a ``SequenceRegressor`` on fresh adding-problem batches with Adam, then evaluate it.
 
-    Small recurrent models train fastest on one CPU thread (each step is many tiny operations), so
-    training runs with ``threads`` threads and restores the previous setting afterwards.
+    Training runs with ``threads`` CPU threads (default 1: each step is many tiny operations, and on a
+    shared 2-core machine two threads were measured to slow such steps down many times) and restores
+    the previous setting afterwards.
 
     Args:
         layer_type: ``"RNN"``, ``"LSTM"`` or ``"GRU"``.
