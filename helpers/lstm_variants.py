@@ -635,6 +635,15 @@ def ratios_to_baseline(records: Sequence[TimingRecord], baseline: str = BASELINE
 
 # -------------------------------------------------------------------------------------------------- plots
 
+def _size_ticks(ax, records: Sequence[TimingRecord]) -> None:
+    """Label a log x-axis at the measured sizes only (no crowded minor labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    sizes = sorted({r.size for r in records})
+    ax.set_xticks(sizes, [str(s) for s in sizes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str = BASELINE, title: str = ""):
     """Three panels: time per call for forward and for forward+backward (log-log), and each
     implementation's time divided by the baseline's.
@@ -652,17 +661,18 @@ def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str =
     fig, axes = plt.subplots(1, len(modes) + 1, figsize=(5.2 * (len(modes) + 1), 3.9))
     for ax, mode in zip(axes, modes):
         plot_timings([r for r in records if r.mode == mode], size_label=size_label, ax=ax)
+        _size_ticks(ax, records)
     ratios = ratios_to_baseline(records, baseline)
     ax = axes[-1]
-    for impl in dict.fromkeys(r.implementation for r in records):
-        if impl == baseline:
-            continue
+    others = [i for i in dict.fromkeys(r.implementation for r in records) if i != baseline]
+    for colour, impl in zip(("tab:blue", "tab:orange", "tab:red", "tab:purple"), others):
         for mode, style in zip(MODES, ("-o", "--s")):
             pts = sorted((s, v) for (i, s, m), v in ratios.items() if i == impl and m == mode)
             if pts:
-                ax.plot(*zip(*pts), style, label=f"{impl} ({mode})")
-    ax.axhline(1.0, color="0.4", lw=1, ls=":")
+                ax.plot(*zip(*pts), style, color=colour, label=f"{impl} ({mode})")
+    ax.axhline(1.0, color="0.4", lw=1, ls=":", label=f"{baseline} = 1")
     ax.set_xscale("log")
+    _size_ticks(ax, records)
     ax.set_xlabel(size_label)
     ax.set_ylabel(f"time ÷ time of {baseline} (×)")
     ax.set_title(f"ratio to {baseline}, same run")
@@ -685,13 +695,15 @@ def plot_gflops(records: Sequence[TimingRecord], fixed: Mapping[str, object], pe
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
+    colours = dict(zip(dict.fromkeys(r.implementation for r in records), ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for impl, mode in dict.fromkeys((r.implementation, r.mode) for r in records):
         pts = sorted((r.size, record_flops(r, fixed) / r.median_s / 1e9) for r in records
                      if (r.implementation, r.mode) == (impl, mode))
-        ax.plot(*zip(*pts), "-o" if mode == "forward" else "--s", label=f"{impl} ({mode})")
+        ax.plot(*zip(*pts), "-o" if mode == "forward" else "--s", color=colours.get(impl), label=f"{impl} ({mode})")
     ax.axhline(peak_gflops, color="k", ls=":", label=f"large matmul, same run: {peak_gflops:.0f} GFLOP/s")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _size_ticks(ax, records)
     ax.set_xlabel(size_label)
     ax.set_ylabel("achieved GFLOP/s (matmul FLOPs ÷ median time)")
     ax.set_title(f"LSTM throughput against this machine's matmul peak ({records[0].device}, {records[0].threads} threads)")
