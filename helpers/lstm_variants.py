@@ -792,7 +792,8 @@ def make_timing_panel() -> Panel:
         "implementations": W.SelectMultiple(options=IMPLEMENTATIONS, value=IMPLEMENTATIONS, rows=3),
         "mode": W.Dropdown(options=MODES, value="forward"),
     }
+    where = "" if torch.cuda.is_available() else " No CUDA GPU on this machine: runs use the CPU."
     return Panel(run_timing_point, controls, render=render_timing,
                  title=f"LSTM timing: each run sweeps {PANEL_LENGTHS_PER_SWEEP} lengths up to the chosen one "
-                       f"(runs over {PANEL_MAX_GFLOP:g} GFLOP per call are refused)",
+                       f"(runs over {PANEL_MAX_GFLOP:g} GFLOP per call are refused).{where}",
                  memory_estimate=_panel_memory)

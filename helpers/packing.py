@@ -22,7 +22,7 @@ def _check_lengths(lengths: object) -> list[int]:
         lengths = lengths.tolist()
     if not isinstance(lengths, (list, tuple)) or not lengths:
         raise LabInputError(f"lengths must be a non-empty list of positive integers, e.g. [5, 3, 2]; got {lengths!r}.")
-    return [require_positive_int(int(n) if isinstance(n, int) else n, "each length") for n in lengths]
+    return [require_positive_int(n, "each length") for n in lengths]
 
 
 def padding_mask(lengths: Sequence[int], total_length: int | None = None) -> torch.Tensor:
