@@ -175,11 +175,11 @@ def test_indexing_builds_one_node_per_step_unbind_one_in_total():
 
 def test_indexing_backward_grows_faster_than_unbind():
     # per-step slices scatter into full-size zero tensors: the ratio to unbind grows with T
-    builders = index_vs_unbind_builders(4, 64)
-    recs = time_implementations(builders, [16, 256], mode="forward+backward", threads=1, min_run_time=0.02,
+    builders = index_vs_unbind_builders(4, 128)
+    recs = time_implementations(builders, [32, 256], mode="forward+backward", threads=1, min_run_time=0.02,
                                 progress=False)
     t = {(r.implementation, r.size): r.median_s for r in recs}
-    ratio_small = t[("x[:, t] indexing", 16)] / t[("unbind", 16)]
+    ratio_small = t[("x[:, t] indexing", 32)] / t[("unbind", 32)]
     ratio_large = t[("x[:, t] indexing", 256)] / t[("unbind", 256)]
     assert ratio_large > 1.5 * ratio_small, (ratio_small, ratio_large)
 
