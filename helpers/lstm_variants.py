@@ -672,6 +672,7 @@ def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str =
                 ax.plot(*zip(*pts), style, color=colour, label=f"{impl} ({mode})")
     ax.axhline(1.0, color="0.4", lw=1, ls=":", label=f"{baseline} = 1")
     ax.set_xscale("log")
+    ax.set_yscale("log")
     _size_ticks(ax, records)
     ax.set_xlabel(size_label)
     ax.set_ylabel(f"time ÷ time of {baseline} (×)")
