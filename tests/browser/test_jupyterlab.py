@@ -1,0 +1,411 @@
+"""Every notebook, live in JupyterLab in headless Chromium: runs clean, widgets render and react.
+
+Run with ``make test-browser`` (excluded from ``make test``). For each ``notebooks/[0-9]*.ipynb`` the
+test opens the notebook in JupyterLab, clears the stored outputs, runs all cells from the Run menu,
+waits until every cell has run and the kernel is idle, and then checks:
+
+- no cell has an error output (or a traceback on stderr), in the cell or inside a widget;
+- every widget view rendered: no "Error displaying widget", "model not found" or a widget stuck on
+  "Loading widget...";
+- every autograd-graph cell shows a decoded image (see ``expects_image``);
+- every image in the outputs decoded;
+- a panel (``helpers.widgets.Panel``) reacts: change a control, click Run, and its output changes
+  (``PANELS`` says which control; the default is the first slider of the first panel).
+
+A screenshot of the whole notebook goes to ``test-artifacts/browser/<notebook>.png`` (pass or fail),
+with the browser console in ``<notebook>.console.log`` and the server log in ``jupyterlab.log``.
+The fixture notebooks in ``tests/browser_fixtures/`` prove that the checks pass a healthy notebook
+and fail, with a clear message and a screenshot, on one whose widgets cannot render.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"  # the same folder as conftest.ARTIFACTS
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+FIXTURES = ROOT / "tests" / "browser_fixtures"
+
+
+@dataclass(frozen=True)
+class PanelCheck:
+    """Which panel to drive in a notebook, and how.
+
+    Attributes:
+        cell: text in the source of the cell that shows the panel; ``None``: the first cell with a
+            Run button.
+        control: the control's label as shown (its ``description``; a Panel labels a control with
+            its argument name when it has none); ``None``: the panel's first slider.
+        action: ``"step"`` moves a slider one step with the keyboard (right, or left at its
+            maximum); ``"set:VALUE"`` types VALUE into a slider's readout or a text/number box, or
+            picks the option labelled VALUE in a dropdown; ``"toggle"`` clicks a checkbox or toggle
+            button; ``"choose:LABEL"`` clicks the button labelled LABEL of a ToggleButtons control.
+        expect: optional text that must appear in the panel's output after Run.
+        timeout: seconds the run may take.
+    """
+
+    cell: str | None = None
+    control: str | None = None
+    action: str = "step"
+    expect: str | None = None
+    timeout: float = 60
+
+
+# Per notebook: the panels to drive (an empty list: none). A notebook not listed gets [PanelCheck()]:
+# the first slider of the first panel, one step, then Run. Authors: name a panel whose result visibly
+# depends on the control and that runs in a few seconds, e.g.
+#   "02_lstm_without_loop.ipynb": [PanelCheck(cell="lstm_panel", control="seq_len", action="set:64")],
+PANELS: dict[str, list[PanelCheck]] = {
+    "01_time_distributed.ipynb": [PanelCheck()],
+    "02_lstm_without_loop.ipynb": [PanelCheck()],
+    "03_autograd_in_loops.ipynb": [PanelCheck()],
+    "04_iterating_rnn_cells.ipynb": [PanelCheck()],
+    "05_rnn_lstm_gru.ipynb": [PanelCheck()],
+    # fixtures
+    "good_panel.ipynb": [PanelCheck(cell="Panel(square", control="n", action="step", expect="result = ")],
+    "broken_widget.ipynb": [],
+}
+RUN_ALL_TIMEOUT = {}  # per notebook, seconds, where the default is not enough
+DEFAULT_RUN_ALL_TIMEOUT = 180
+WIDGET_SETTLE_TIMEOUT = 15  # seconds for "Loading widget..." to turn into a widget once the kernel is idle
+SCREENSHOT_MAX_HEIGHT = 12000  # pixels per picture; taller notebooks are saved in parts
+
+# An unindented line (a top-level statement, not a function body) that calls a graph helper.
+GRAPH_CALL = re.compile(r"^(?!def |class |#)\S.*\b(draw_graph|side_by_side)\s*\(", re.MULTILINE)
+WIDGET_FAILURES = ("Error displaying widget", "model not found", "Loading widget...",
+                   "Click to show javascript error", "Failed to load model class", "Could not create")
+
+
+class NotebookCheckFailed(AssertionError):
+    """A notebook failed in the browser; the message lists every problem and the screenshot."""
+
+
+def expects_image(source: str, tags: list[str]) -> bool:
+    """Whether a cell must show an image: it calls ``draw_graph``/``side_by_side`` at top level.
+
+    Cell tags override: ``browser-expect-image`` requires an image, ``browser-no-image`` exempts.
+    """
+    if "browser-no-image" in tags:
+        return False
+    return "browser-expect-image" in tags or bool(GRAPH_CALL.search(source))
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+JS_PANEL = "window.jupyterapp.shell.currentWidget"
+JS_STATE = f"""() => {{
+    const panel = {JS_PANEL};
+    const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+    const cells = panel.content.widgets;
+    const pending = [];
+    cells.forEach((cell, i) => {{
+        if (cell.model.type !== 'code') return;
+        const prompt = cell.node.querySelector('.jp-InputArea-prompt');
+        if (prompt && prompt.textContent.includes('*')) pending.push(i + 1);
+    }});
+    return {{kernel: kernel ? kernel.status : 'none', pending}};
+}}"""
+JS_CELLS = f"""() => {JS_PANEL}.content.widgets.map((cell, i) => {{
+    const area = cell.node.querySelector('.jp-Cell-outputArea');
+    const outputs = cell.model.type === 'code' ? cell.model.outputs.toJSON() : [];
+    return {{
+        index: i + 1,
+        type: cell.model.type,
+        source: cell.model.sharedModel.getSource(),
+        tags: cell.model.getMetadata('tags') || [],
+        count: cell.model.type === 'code' ? cell.model.executionCount : null,
+        outputs: outputs.map(o => ({{
+            type: o.output_type, name: o.name || '',
+            text: (o.output_type === 'error' ? o.ename + ': ' + o.evalue
+                   : [].concat(o.text || '').join('')).slice(0, 2000),
+            mimes: Object.keys(o.data || {{}}),
+        }})),
+        text: area ? area.innerText : '',
+        images: area ? [...area.querySelectorAll('img')].map(im => im.complete && im.naturalWidth > 0) : [],
+        widgets: area ? area.querySelectorAll('.jupyter-widgets').length : 0,
+    }};
+}})"""
+JS_SNAPSHOT = """el => el.innerText + ' | ' + [...el.querySelectorAll('img')]
+    .map(im => im.src.length + ':' + im.src.slice(-80)).join(',')"""
+JS_SCROLLER = f"() => {JS_PANEL}.content.node.querySelector('.jp-WindowedPanel-outer')"
+
+
+def _first_line(source: str) -> str:
+    line = next((line for line in source.splitlines() if line.strip() and not line.startswith("#")),
+                source.strip().splitlines()[0] if source.strip() else "")
+    return line if len(line) <= 70 else line[:67] + "..."
+
+
+def _cell_name(cell: dict) -> str:
+    return f"cell {cell['index']} ({_first_line(cell['source'])!r})"
+
+
+def open_notebook(page, lab, path: Path) -> None:
+    relative = path.relative_to(ROOT).as_posix()
+    workspace = re.sub(r"\W", "-", path.stem)  # a fresh workspace: nothing else reopens beside it
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{relative}?token={lab.token}")
+    page.wait_for_function(
+        f"() => window.jupyterapp && {JS_PANEL} && {JS_PANEL}.context && {JS_PANEL}.context.path === {relative!r}",
+        timeout=60_000)
+    page.evaluate(f"""async () => {{
+        const panel = {JS_PANEL};
+        await panel.context.ready;
+        await panel.sessionContext.ready;
+        window.jupyterapp.shell.collapseLeft();
+        window.jupyterapp.shell.collapseRight();
+    }}""")
+    if page.locator(".jp-Dialog").count():
+        raise NotebookCheckFailed(f"{path.name}: a dialog opened with the notebook: "
+                                  f"{page.locator('.jp-Dialog').inner_text()!r} (missing kernelspec?)")
+    page.wait_for_function(f"() => ({JS_STATE})().kernel === 'idle'", timeout=60_000)
+
+
+def run_all(page, path: Path, timeout: float) -> list[str]:
+    """Clear outputs, Run > Run All Cells, wait until no cell is pending and the kernel stays idle."""
+    page.evaluate(f"() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.locator("#jp-MainMenu").get_by_role("menuitem", name="Run", exact=True).click()
+    page.locator(".lm-Menu").get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    start, calm = time.monotonic(), 0
+    while calm < 3:  # three quiet polls in a row: queued cells can leave the kernel idle for an instant
+        time.sleep(0.5)
+        state = page.evaluate(JS_STATE)
+        calm = calm + 1 if state["kernel"] == "idle" and not state["pending"] else 0
+        if time.monotonic() - start > timeout:
+            return [f"Run All did not finish within {timeout:.0f} s: kernel {state['kernel']}, "
+                    f"cells still pending: {state['pending']}"]
+    return []
+
+
+def wait_for_widgets(page, timeout: float) -> None:
+    """Give widget views that still say "Loading widget..." a moment to appear."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not page.locator(".jp-Notebook").get_by_text("Loading widget...").count():
+            return
+        time.sleep(0.5)
+
+
+def check_cells(cells: list[dict]) -> list[str]:
+    problems = []
+    for cell in cells:
+        if cell["type"] != "code":
+            continue
+        name = _cell_name(cell)
+        if cell["source"].strip() and cell["count"] is None:
+            problems.append(f"{name} did not run (Run All stops after a cell that raises)")
+        for output in cell["outputs"]:
+            if output["type"] == "error":
+                problems.append(f"{name} raised {output['text']}")
+            elif output["name"] == "stderr" and "Traceback" in output["text"]:
+                problems.append(f"{name} printed a traceback on stderr: {output['text'][-300:]!r}")
+        shown = cell["text"]
+        for failure in WIDGET_FAILURES:
+            if failure in shown:
+                line = next(line for line in shown.splitlines() if failure in line)
+                problems.append(f"{name}: widget did not render: {line.strip()!r}")
+                break
+        if "Traceback (most recent call last)" in shown and not any(o["type"] == "error" for o in cell["outputs"]):
+            problems.append(f"{name}: a widget shows a traceback: {shown[shown.index('Traceback'):][:300]!r}")
+        if not all(cell["images"]):
+            problems.append(f"{name}: {cell['images'].count(False)} image(s) did not load")
+        if expects_image(cell["source"], cell["tags"]) and not any(cell["images"]):
+            problems.append(f"{name} draws an autograd graph but shows no image")
+    return problems
+
+
+def _change_control(page, root, check: PanelCheck) -> str:
+    """Change one control of the panel under ``root``; returns what was done, for messages."""
+    if check.control is None:
+        control = root.locator(".widget-slider").first
+        if not control.count():
+            raise NotebookCheckFailed("the panel has no slider; name a control in PANELS")
+    else:
+        label = page.locator(".widget-label", has_text=re.compile(rf"^\s*{re.escape(check.control)}\s*$"))
+        control = root.locator(".widget-inline-hbox", has=label).first
+        if not control.count():
+            raise NotebookCheckFailed(f"the panel has no control labelled {check.control!r}")
+    kind, _, value = check.action.partition(":")
+    if kind == "step":
+        handle = control.locator(".noUi-handle").first
+        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
+        before = handle.get_attribute("aria-valuenow")
+        handle.focus()
+        handle.press("ArrowLeft" if at_max else "ArrowRight")
+        page.wait_for_function("([h, v]) => h.getAttribute('aria-valuenow') !== v", arg=[handle.element_handle(), before],
+                               timeout=5_000)
+        return f"slider {before} -> {handle.get_attribute('aria-valuenow')}"
+    if kind == "set":
+        if control.locator("select").count():
+            control.locator("select").first.select_option(label=value)
+        elif control.locator(".widget-readout").count():
+            readout = control.locator(".widget-readout").first
+            readout.click()
+            readout.press("ControlOrMeta+a")
+            readout.type(value)
+            readout.press("Enter")
+        else:
+            box = control.locator("input, textarea").first
+            box.fill(value)
+            box.press("Enter")
+        return f"set to {value!r}"
+    if kind == "toggle":
+        target = control.locator("input[type=checkbox], button").first
+        target.click()
+        return "toggled"
+    if kind == "choose":
+        control.get_by_role("button", name=value, exact=True).click()
+        return f"chose {value!r}"
+    raise NotebookCheckFailed(f"unknown action {check.action!r} in PANELS")
+
+
+def drive_panel(page, check: PanelCheck) -> list[str]:
+    """Change a control of one panel, click Run, and check that the panel's output changed."""
+    notebook = page.locator(".jp-Notebook")
+    # Not get_by_role: the button's icon glyph is part of its accessible name.
+    run_button = page.locator("button.widget-button", has_text=re.compile(r"^\s*Run\s*$"))
+    if check.cell is None:
+        cell = notebook.locator(".jp-Cell").filter(has=run_button).first
+    else:
+        cell = notebook.locator(".jp-Cell").filter(
+            has=page.locator(".jp-InputArea-editor", has_text=check.cell)).first
+    where = f"panel in the cell containing {check.cell!r}" if check.cell else "first panel"
+    if not cell.count():
+        return [f"{where}: no such cell" if check.cell else "no panel (a cell with a Run button) found"]
+    button = cell.locator(run_button).first
+    if not button.count():
+        return [f"{where}: the cell shows no Run button (did the panel render?)"]
+    root = button.locator("xpath=ancestor::div[contains(concat(' ', @class, ' '), ' widget-vbox ')][1]")
+    output = root.locator(".widget-output").first
+    status = button.locator("xpath=..")
+    button.scroll_into_view_if_needed()
+    before = output.evaluate(JS_SNAPSHOT)
+    try:
+        did = _change_control(page, root, check)
+    except NotebookCheckFailed as error:
+        return [f"{where}: {error}"]
+    except Exception as error:  # a Playwright timeout: the control did not react
+        return [f"{where}: could not change {check.control or 'the first slider'}: {type(error).__name__}: "
+                f"{str(error).splitlines()[0]}"]
+    button.click()
+    deadline = time.monotonic() + check.timeout
+    while True:
+        time.sleep(0.3)
+        after, text = output.evaluate(JS_SNAPSHOT), status.inner_text()
+        finished = button.is_enabled() and "running" not in text
+        if finished and (after != before or "⚠" in text):
+            break
+        if time.monotonic() > deadline:
+            return [f"{where}: after {did} and Run, the output did not change within {check.timeout:.0f} s "
+                    f"(status {text.strip()!r})"]
+    problems = []
+    if "⚠" in text:
+        problems.append(f"{where}: after {did}, Run was refused: {text.strip()!r}")
+    if "Traceback" in after:
+        problems.append(f"{where}: after {did}, Run shows a traceback: {after[after.index('Traceback'):][:300]!r}")
+    if check.expect and check.expect not in after:
+        problems.append(f"{where}: after {did}, the output lacks {check.expect!r}: {after[:300]!r}")
+    return problems
+
+
+def screenshot(page, name: str) -> list[Path]:
+    """The whole notebook, not just the window: grow the viewport to the notebook's height."""
+    size = page.viewport_size
+    scroller = page.evaluate_handle(JS_SCROLLER)
+    full, visible = scroller.evaluate("el => [el.scrollHeight, el.clientHeight]")
+    height = min(size["height"] + full - visible + 20, SCREENSHOT_MAX_HEIGHT)
+    page.set_viewport_size({"width": size["width"], "height": height})
+    time.sleep(0.5)  # let the layout settle
+    paths = []
+    full, visible = scroller.evaluate("el => [el.scrollHeight, el.clientHeight]")
+    parts = max(1, -(-full // max(visible, 1)))
+    for part in range(parts):
+        scroller.evaluate("(el, top) => { el.scrollTop = top; }", part * visible)
+        time.sleep(0.2)
+        path = ARTIFACTS / (f"{name}.png" if parts == 1 else f"{name}.part{part + 1}.png")
+        page.screenshot(path=str(path))
+        paths.append(path)
+    page.set_viewport_size(size)
+    return paths
+
+
+def check_notebook(page, lab, path: Path, panels: list[PanelCheck] | None = None) -> None:
+    """Open, run and check one notebook; raises NotebookCheckFailed listing every problem."""
+    panels = PANELS.get(path.name, [PanelCheck()]) if panels is None else panels
+    console = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    for old in ARTIFACTS.glob(f"{path.stem}.*png"):
+        old.unlink()
+    started = time.monotonic()
+    problems: list[str] = []
+    try:
+        open_notebook(page, lab, path)
+        problems += run_all(page, path, RUN_ALL_TIMEOUT.get(path.name, DEFAULT_RUN_ALL_TIMEOUT))
+        wait_for_widgets(page, WIDGET_SETTLE_TIMEOUT)
+        problems += check_cells(page.evaluate(JS_CELLS))
+        if not problems:  # drive panels only in a notebook that ran clean
+            for check in panels:
+                problems += drive_panel(page, check)
+    except NotebookCheckFailed as error:
+        problems.append(str(error))
+    except Exception as error:  # Playwright timeouts and the like: still screenshot and report
+        problems.append(f"the page did not behave: {type(error).__name__}: {error}")
+    finally:
+        shots = []
+        try:
+            shots = screenshot(page, path.stem)
+        except Exception as error:
+            problems.append(f"could not take a screenshot: {error}")
+        (ARTIFACTS / f"{path.stem}.console.log").write_text("\n".join(console) + "\n")
+        lab.shutdown_kernels()
+    if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        problems.append(f"{path.name} was modified on disk during the test (autosave must stay off)")
+    print(f"{path.name}: checked in {time.monotonic() - started:.0f} s; screenshot {', '.join(map(str, shots))}")
+    if problems:
+        where = ", ".join(str(shot.relative_to(ROOT)) for shot in shots) or "(none)"
+        raise NotebookCheckFailed(
+            f"{path.name} failed in JupyterLab ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
+            + f"\nscreenshot: {where}\nbrowser console: {(ARTIFACTS / (path.stem + '.console.log')).relative_to(ROOT)}")
+
+
+# --- the tests --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", NOTEBOOKS or [pytest.param(None, marks=pytest.mark.skip(
+    reason="no notebooks/[0-9]*.ipynb yet"))], ids=lambda path: path.name if path else "none")
+def test_notebook_runs_live(page, lab_server, path):
+    check_notebook(page, lab_server, path)
+
+
+def test_healthy_fixture_passes(page, lab_server):
+    check_notebook(page, lab_server, FIXTURES / "good_panel.ipynb")
+
+
+def test_missing_widget_model_fails_with_message_and_screenshot(page, lab_server):
+    path = FIXTURES / "broken_widget.ipynb"
+    with pytest.raises(NotebookCheckFailed) as failure:
+        check_notebook(page, lab_server, path)
+    message = str(failure.value)
+    print(message)
+    assert re.search(r"cell 3 \(.display\(\{.*widget did not render: 'Error displaying widget: model not found'",
+                     message), message
+    assert re.search(r"cell 4 \('class Ghost\(W.DOMWidget\):'\): widget did not render: .*javascript error", message), message
+    assert "did not run" not in message and "raised" not in message, message  # only the widgets are at fault
+    shot = ARTIFACTS / "broken_widget.png"
+    assert shot.is_file() and shot.read_bytes()[:4] == b"\x89PNG" and f"screenshot: {shot.relative_to(ROOT)}" in message
+
+
+def test_panel_table_names_real_notebooks():
+    known = {path.name for path in NOTEBOOKS} | {path.name for path in FIXTURES.glob("*.ipynb")}
+    expected = {f"0{i}_{name}.ipynb" for i, name in enumerate(
+        ["time_distributed", "lstm_without_loop", "autograd_in_loops", "iterating_rnn_cells", "rnn_lstm_gru"], 1)}
+    unknown = set(PANELS) - known - expected
+    assert not unknown, f"PANELS names notebooks that do not exist: {sorted(unknown)}"
