@@ -143,10 +143,40 @@ def browser():
             chromium.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+class Lab:
+    """One JupyterLab page, reused from notebook to notebook (loading JupyterLab takes ~7 s on 2 cores).
+
+    ``page()`` loads JupyterLab on first use, in a reset workspace, with ``window.jupyterapp``
+    exposed; ``discard()`` drops the page (after a failure), so the next notebook gets a fresh one.
+    """
+
+    VIEWPORT = {"width": 1280, "height": 900}
+
+    def __init__(self, browser, server: LabServer):
+        self.browser, self.server = browser, server
+        self._context = self._page = None
+
+    def page(self):
+        if self._page is None:
+            self._context = self.browser.new_context(viewport=self.VIEWPORT, device_scale_factor=1)
+            page = self._context.new_page()
+            page.goto(f"{self.server.url}/lab/workspaces/browser-test?reset&token={self.server.token}")
+            page.wait_for_function("() => window.jupyterapp", timeout=90_000)
+            page.evaluate("async () => { await window.jupyterapp.restored; "
+                          "await window.jupyterapp.commands.execute('application:close-all'); }")  # the Launcher
+            self._page = page
+        return self._page
+
+    def discard(self) -> None:
+        if self._context is not None:
+            self._context.close()
+        self._context = self._page = None
+
+
+@pytest.fixture(scope="session")
+def lab(browser, lab_server):
+    session = Lab(browser, lab_server)
     try:
-        yield context.new_page()
+        yield session
     finally:
-        context.close()
+        session.discard()

@@ -43,24 +43,27 @@ class PanelCheck:
         cell: text in the source of the cell that shows the panel; ``None``: the first cell with a
             Run button.
         control: the control's label as shown (its ``description``; a Panel labels a control with
-            its argument name when it has none); ``None``: the panel's first slider.
-        action: ``"step"`` moves a slider one step with the keyboard (right, or left at its
-            maximum); ``"set:VALUE"`` types VALUE into a slider's readout or a text/number box, or
-            picks the option labelled VALUE in a dropdown; ``"toggle"`` clicks a checkbox or toggle
-            button; ``"choose:LABEL"`` clicks the button labelled LABEL of a ToggleButtons control.
+            its argument name when it has none); ``None``: the panel's first slider, else its first
+            dropdown, checkbox, toggle buttons or radio buttons.
+        action: ``"auto"`` does what suits the control: ``"step"`` for a slider, ``"next"`` for a
+            dropdown, toggle buttons or radio buttons, ``"toggle"`` for a checkbox.
+            ``"step"`` moves a slider one step with the keyboard (right, or left at its maximum);
+            ``"next"`` picks the next option; ``"set:VALUE"`` types VALUE into a slider's readout or
+            a text/number box, or picks the option labelled VALUE in a dropdown; ``"toggle"`` clicks
+            a checkbox or toggle button; ``"choose:LABEL"`` clicks the button or radio labelled LABEL.
         expect: optional text that must appear in the panel's output after Run.
         timeout: seconds the run may take.
     """
 
     cell: str | None = None
     control: str | None = None
-    action: str = "step"
+    action: str = "auto"
     expect: str | None = None
     timeout: float = 60
 
 
 # Per notebook: the panels to drive (an empty list: none). A notebook not listed gets [PanelCheck()]:
-# the first slider of the first panel, one step, then Run. Authors: name a panel whose result visibly
+# the first control of the first panel (a slider: one step), then Run. Authors: name a panel whose result visibly
 # depends on the control and that runs in a few seconds, e.g.
 #   "02_lstm_without_loop.ipynb": [PanelCheck(cell="lstm_panel", control="seq_len", action="set:64")],
 PANELS: dict[str, list[PanelCheck]] = {
@@ -71,7 +74,7 @@ PANELS: dict[str, list[PanelCheck]] = {
     "05_rnn_lstm_gru.ipynb": [PanelCheck()],
     # fixtures
     "good_panel.ipynb": [PanelCheck(cell="Panel(square", control="n", action="step", expect="result = ")],
-    "broken_widget.ipynb": [],
+    "broken_widget.ipynb": [PanelCheck(cell="Panel(inverse", control="n", action="step")],
 }
 RUN_ALL_TIMEOUT = {}  # per notebook, seconds, where the default is not enough
 DEFAULT_RUN_ALL_TIMEOUT = 180
@@ -144,28 +147,38 @@ def _first_line(source: str) -> str:
     return line if len(line) <= 70 else line[:67] + "..."
 
 
+def _traceback(text: str) -> str:
+    """The exception line of a traceback shown as text (its last non-empty line)."""
+    lines = [line.strip() for line in text[text.index("Traceback"):].splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "?"
+
+
 def _cell_name(cell: dict) -> str:
-    return f"cell {cell['index']} ({_first_line(cell['source'])!r})"
+    """E.g. ``cell 5 (In [3]: 'panel = Panel(...')``: its place in the notebook, its prompt, its first line."""
+    return f"cell {cell['index']} (In [{cell['count'] or ' '}]: {_first_line(cell['source'])!r})"
 
 
-def open_notebook(page, lab, path: Path) -> None:
+def open_notebook(page, path: Path) -> None:
+    """Open the notebook (File > Open's command) and wait until its kernel is idle."""
     relative = path.relative_to(ROOT).as_posix()
-    workspace = re.sub(r"\W", "-", path.stem)  # a fresh workspace: nothing else reopens beside it
-    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{relative}?token={lab.token}")
+    page.evaluate("async path => { await window.jupyterapp.commands.execute('docmanager:open', "
+                  "{path, factory: 'Notebook'}); }", relative)
     page.wait_for_function(
-        f"() => window.jupyterapp && {JS_PANEL} && {JS_PANEL}.context && {JS_PANEL}.context.path === {relative!r}",
-        timeout=60_000)
-    page.evaluate(f"""async () => {{
-        const panel = {JS_PANEL};
-        await panel.context.ready;
-        await panel.sessionContext.ready;
-        window.jupyterapp.shell.collapseLeft();
-        window.jupyterapp.shell.collapseRight();
-    }}""")
+        f"() => {JS_PANEL} && {JS_PANEL}.context && {JS_PANEL}.context.path === {relative!r}", timeout=60_000)
+    # A kernel-choice dialog would leave the session waiting for a click: wait for either.
+    page.wait_for_function(f"() => {JS_PANEL}.sessionContext.isReady || document.querySelector('.jp-Dialog')",
+                           timeout=90_000)
     if page.locator(".jp-Dialog").count():
-        raise NotebookCheckFailed(f"{path.name}: a dialog opened with the notebook: "
-                                  f"{page.locator('.jp-Dialog').inner_text()!r} (missing kernelspec?)")
-    page.wait_for_function(f"() => ({JS_STATE})().kernel === 'idle'", timeout=60_000)
+        raise NotebookCheckFailed(f"a dialog opened with the notebook: {page.locator('.jp-Dialog').inner_text()!r} "
+                                  "(does its metadata name the python3 kernelspec?)")
+    page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); window.jupyterapp.shell.collapseRight(); }")
+    page.wait_for_function(f"() => ({JS_STATE})().kernel === 'idle'", timeout=90_000)
+
+
+def close_notebook(page) -> None:
+    """Close without the save dialog: the run made it dirty, and the file must stay as stored."""
+    page.evaluate(f"() => {{ const panel = {JS_PANEL}; if (panel && panel.context) {{ "
+                  "panel.context.model.dirty = false; panel.dispose(); } }")
 
 
 def run_all(page, path: Path, timeout: float) -> list[str]:
@@ -205,7 +218,7 @@ def check_cells(cells: list[dict]) -> list[str]:
             if output["type"] == "error":
                 problems.append(f"{name} raised {output['text']}")
             elif output["name"] == "stderr" and "Traceback" in output["text"]:
-                problems.append(f"{name} printed a traceback on stderr: {output['text'][-300:]!r}")
+                problems.append(f"{name} printed a traceback on stderr: {_traceback(output['text'])}")
         shown = cell["text"]
         for failure in WIDGET_FAILURES:
             if failure in shown:
@@ -213,7 +226,7 @@ def check_cells(cells: list[dict]) -> list[str]:
                 problems.append(f"{name}: widget did not render: {line.strip()!r}")
                 break
         if "Traceback (most recent call last)" in shown and not any(o["type"] == "error" for o in cell["outputs"]):
-            problems.append(f"{name}: a widget shows a traceback: {shown[shown.index('Traceback'):][:300]!r}")
+            problems.append(f"{name}: a widget shows a traceback: {_traceback(shown)}")
         if not all(cell["images"]):
             problems.append(f"{name}: {cell['images'].count(False)} image(s) did not load")
         if expects_image(cell["source"], cell["tags"]) and not any(cell["images"]):
@@ -221,27 +234,62 @@ def check_cells(cells: list[dict]) -> list[str]:
     return problems
 
 
-def _change_control(page, root, check: PanelCheck) -> str:
-    """Change one control of the panel under ``root``; returns what was done, for messages."""
-    if check.control is None:
-        control = root.locator(".widget-slider").first
-        if not control.count():
-            raise NotebookCheckFailed("the panel has no slider; name a control in PANELS")
-    else:
+CONTROL_KINDS = (  # what "auto" does to a control, by its ipywidgets class; the first match wins
+    (".widget-slider", "step"), (".widget-dropdown", "next"), (".widget-checkbox", "toggle"),
+    (".widget-toggle-buttons", "next"), (".widget-radio", "next"),
+)
+
+
+def _find_control(page, root, check: PanelCheck):
+    if check.control is not None:
         label = page.locator(".widget-label", has_text=re.compile(rf"^\s*{re.escape(check.control)}\s*$"))
         control = root.locator(".widget-inline-hbox", has=label).first
         if not control.count():
             raise NotebookCheckFailed(f"the panel has no control labelled {check.control!r}")
+        return control
+    controls = root.locator(", ".join(selector for selector, _ in CONTROL_KINDS))
+    if not controls.count():
+        raise NotebookCheckFailed("the panel has no slider, dropdown, checkbox or toggle buttons; "
+                                  "name a control and an action in PANELS")
+    return controls.first
+
+
+def _change_control(page, root, check: PanelCheck) -> str:
+    """Change one control of the panel under ``root`` as a person would; returns what was done."""
+    control = _find_control(page, root, check)
     kind, _, value = check.action.partition(":")
+    if kind == "auto":
+        classes = f" {control.get_attribute('class')} "
+        kind = next((k for selector, k in CONTROL_KINDS if f" {selector[1:]} " in classes), "")
+        if not kind:
+            raise NotebookCheckFailed(f"no automatic change for a control of class {classes.strip()!r}; "
+                                      "give an action in PANELS")
     if kind == "step":
         handle = control.locator(".noUi-handle").first
-        at_max = handle.get_attribute("aria-valuenow") == handle.get_attribute("aria-valuemax")
-        before = handle.get_attribute("aria-valuenow")
+        before, high = handle.get_attribute("aria-valuenow"), handle.get_attribute("aria-valuemax")
         handle.focus()
-        handle.press("ArrowLeft" if at_max else "ArrowRight")
-        page.wait_for_function("([h, v]) => h.getAttribute('aria-valuenow') !== v", arg=[handle.element_handle(), before],
-                               timeout=5_000)
-        return f"slider {before} -> {handle.get_attribute('aria-valuenow')}"
+        handle.press("ArrowLeft" if before == high else "ArrowRight")
+        page.wait_for_function("([h, v]) => h.getAttribute('aria-valuenow') !== v",
+                               arg=[handle.element_handle(), before], timeout=5_000)
+        readout = control.locator(".widget-readout").first
+        return f"slider moved one step to {readout.inner_text() if readout.count() else handle.get_attribute('aria-valuenow')}"
+    if kind == "next":
+        select = control.locator("select").first
+        if select.count():
+            options = select.locator("option").all_inner_texts()
+            current = select.evaluate("el => el.selectedIndex")
+            if len(options) < 2:
+                raise NotebookCheckFailed("the dropdown has a single option")
+            choice = options[(current + 1) % len(options)]
+            select.select_option(label=choice)
+            return f"dropdown set to {choice!r}"
+        choices = control.locator("button:not(.mod-active), input[type=radio]:not(:checked)")
+        if not choices.count():
+            raise NotebookCheckFailed("the control offers no other choice")
+        choice = choices.first
+        label = choice.inner_text() or choice.evaluate("el => el.parentElement.innerText")
+        choice.click()
+        return f"chose {label.strip()!r}"
     if kind == "set":
         if control.locator("select").count():
             control.locator("select").first.select_option(label=value)
@@ -257,11 +305,10 @@ def _change_control(page, root, check: PanelCheck) -> str:
             box.press("Enter")
         return f"set to {value!r}"
     if kind == "toggle":
-        target = control.locator("input[type=checkbox], button").first
-        target.click()
+        control.locator("input[type=checkbox], button").first.click()
         return "toggled"
     if kind == "choose":
-        control.get_by_role("button", name=value, exact=True).click()
+        control.locator("button, label", has_text=re.compile(rf"^\s*{re.escape(value)}\s*$")).first.click()
         return f"chose {value!r}"
     raise NotebookCheckFailed(f"unknown action {check.action!r} in PANELS")
 
@@ -309,7 +356,7 @@ def drive_panel(page, check: PanelCheck) -> list[str]:
     if "⚠" in text:
         problems.append(f"{where}: after {did}, Run was refused: {text.strip()!r}")
     if "Traceback" in after:
-        problems.append(f"{where}: after {did}, Run shows a traceback: {after[after.index('Traceback'):][:300]!r}")
+        problems.append(f"{where}: after {did}, Run shows a traceback: {_traceback(after.rsplit(' | ', 1)[0])}")
     if check.expect and check.expect not in after:
         problems.append(f"{where}: after {did}, the output lacks {check.expect!r}: {after[:300]!r}")
     return problems
@@ -336,25 +383,43 @@ def screenshot(page, name: str) -> list[Path]:
     return paths
 
 
-def check_notebook(page, lab, path: Path, panels: list[PanelCheck] | None = None) -> None:
+def check_notebook(lab, path: Path, panels: list[PanelCheck] | None = None) -> None:
     """Open, run and check one notebook; raises NotebookCheckFailed listing every problem."""
     panels = PANELS.get(path.name, [PanelCheck()]) if panels is None else panels
     console = []
-    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+
+    def on_console(message) -> None:
+        console.append(f"{message.type}: {message.text}")
+
+    def on_error(error) -> None:
+        console.append(f"pageerror: {error}")
+
+    page = lab.page()
+    page.on("console", on_console)
+    page.on("pageerror", on_error)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     for old in ARTIFACTS.glob(f"{path.stem}.*png"):
         old.unlink()
     started = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def phase(name: str) -> None:
+        phases[name] = time.monotonic() - started - sum(phases.values())
+
     problems: list[str] = []
     try:
-        open_notebook(page, lab, path)
-        problems += run_all(page, path, RUN_ALL_TIMEOUT.get(path.name, DEFAULT_RUN_ALL_TIMEOUT))
+        open_notebook(page, path)
+        phase("open")
+        unfinished = run_all(page, path, RUN_ALL_TIMEOUT.get(path.name, DEFAULT_RUN_ALL_TIMEOUT))
+        phase("run all")
+        problems += unfinished
         wait_for_widgets(page, WIDGET_SETTLE_TIMEOUT)
         problems += check_cells(page.evaluate(JS_CELLS))
-        if not problems:  # drive panels only in a notebook that ran clean
+        phase("check")
+        if not unfinished:  # a busy kernel would not answer the panels
             for check in panels:
                 problems += drive_panel(page, check)
+        phase("panels")
     except NotebookCheckFailed as error:
         problems.append(str(error))
     except Exception as error:  # Playwright timeouts and the like: still screenshot and report
@@ -366,39 +431,54 @@ def check_notebook(page, lab, path: Path, panels: list[PanelCheck] | None = None
         except Exception as error:
             problems.append(f"could not take a screenshot: {error}")
         (ARTIFACTS / f"{path.stem}.console.log").write_text("\n".join(console) + "\n")
-        lab.shutdown_kernels()
+        phase("screenshot")
+        page.remove_listener("console", on_console)
+        page.remove_listener("pageerror", on_error)
+        if problems:  # whatever went wrong must not spill into the next notebook
+            lab.discard()
+        else:
+            close_notebook(page)
+        lab.server.shutdown_kernels()
     if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
         problems.append(f"{path.name} was modified on disk during the test (autosave must stay off)")
-    print(f"{path.name}: checked in {time.monotonic() - started:.0f} s; screenshot {', '.join(map(str, shots))}")
+    split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+    print(f"{path.name}: checked in {time.monotonic() - started:.0f} s ({split}); screenshot {', '.join(map(str, shots))}")
     if problems:
         where = ", ".join(str(shot.relative_to(ROOT)) for shot in shots) or "(none)"
+        errors = [line.splitlines()[0][:200] for line in console if line.startswith(("error:", "pageerror:"))]
         raise NotebookCheckFailed(
             f"{path.name} failed in JupyterLab ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
-            + f"\nscreenshot: {where}\nbrowser console: {(ARTIFACTS / (path.stem + '.console.log')).relative_to(ROOT)}")
+            + f"\nscreenshot: {where}\nbrowser console ({len(errors)} error(s), first ones below): "
+            + f"{(ARTIFACTS / (path.stem + '.console.log')).relative_to(ROOT)}"
+            + "".join(f"\n    {line}" for line in errors[:5]))
 
 
 # --- the tests --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", NOTEBOOKS or [pytest.param(None, marks=pytest.mark.skip(
     reason="no notebooks/[0-9]*.ipynb yet"))], ids=lambda path: path.name if path else "none")
-def test_notebook_runs_live(page, lab_server, path):
-    check_notebook(page, lab_server, path)
+def test_notebook_runs_live(lab, path):
+    check_notebook(lab, path)
 
 
-def test_healthy_fixture_passes(page, lab_server):
-    check_notebook(page, lab_server, FIXTURES / "good_panel.ipynb")
+def test_healthy_fixture_passes(lab):
+    check_notebook(lab, FIXTURES / "good_panel.ipynb")
 
 
-def test_missing_widget_model_fails_with_message_and_screenshot(page, lab_server):
+def test_missing_widget_model_fails_with_message_and_screenshot(lab):
     path = FIXTURES / "broken_widget.ipynb"
     with pytest.raises(NotebookCheckFailed) as failure:
-        check_notebook(page, lab_server, path)
+        check_notebook(lab, path)
     message = str(failure.value)
     print(message)
-    assert re.search(r"cell 3 \(.display\(\{.*widget did not render: 'Error displaying widget: model not found'",
+    assert re.search(r"cell 3 \(In \[2\]: .display\(\{.*widget did not render: 'Error displaying widget: model not found'",
                      message), message
-    assert re.search(r"cell 4 \('class Ghost\(W.DOMWidget\):'\): widget did not render: .*javascript error", message), message
-    assert "did not run" not in message and "raised" not in message, message  # only the widgets are at fault
+    assert re.search(r"cell 4 \(In \[3\]: 'class Ghost\(W.DOMWidget\):'\): widget did not render: .*javascript error",
+                     message), message
+    assert re.search(r"panel in the cell containing 'Panel\(inverse': after slider moved one step to 4, "
+                     r"Run shows a traceback: .*ZeroDivisionError", message), message
+    assert "did not run" not in message and " raised " not in message, message  # the cells themselves ran
+    assert "No version of module no-such-widget-module is registered" in message, message  # the console's reason
     shot = ARTIFACTS / "broken_widget.png"
     assert shot.is_file() and shot.read_bytes()[:4] == b"\x89PNG" and f"screenshot: {shot.relative_to(ROOT)}" in message
 
