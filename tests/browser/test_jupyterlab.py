@@ -134,6 +134,10 @@ JS_CELLS = f"""() => {JS_PANEL}.content.widgets.map((cell, i) => {{
         text: area ? area.innerText : '',
         images: area ? [...area.querySelectorAll('img')].map(im => im.complete && im.naturalWidth > 0) : [],
         widgets: area ? area.querySelectorAll('.jupyter-widgets').length : 0,
+        scales: area ? [...area.querySelectorAll('img')].filter(im => im.naturalWidth > 0)
+                         .map(im => im.clientWidth / im.naturalWidth) : [],
+        wide: area ? [...area.querySelectorAll('.jp-OutputArea-output')]
+                         .some(el => el.scrollWidth > el.clientWidth + 2) : false,
     }};
 }})"""
 JS_SNAPSHOT = """el => el.innerText + ' | ' + [...el.querySelectorAll('img')]
@@ -252,6 +256,19 @@ def _find_control(page, root, check: PanelCheck):
         raise NotebookCheckFailed("the panel has no slider, dropdown, checkbox or toggle buttons; "
                                   "name a control and an action in PANELS")
     return controls.first
+
+
+def layout_notes(cells: list[dict]) -> list[str]:
+    """What to look at in the screenshot: not failures, since a wider window can fix them."""
+    notes = []
+    for cell in cells:
+        if cell["wide"]:
+            notes.append(f"{_cell_name(cell)}: an output is wider than the notebook and scrolls sideways")
+        shrunk = [scale for scale in cell["scales"] if scale < 0.6]
+        if shrunk:
+            notes.append(f"{_cell_name(cell)}: an image is shown at {min(shrunk):.0%} of its size "
+                         "(JupyterLab fits images to the width; text in it may be hard to read)")
+    return notes
 
 
 def _change_control(page, root, check: PanelCheck) -> str:
@@ -407,6 +424,7 @@ def check_notebook(lab, path: Path, panels: list[PanelCheck] | None = None) -> N
         phases[name] = time.monotonic() - started - sum(phases.values())
 
     problems: list[str] = []
+    notes: list[str] = []
     try:
         open_notebook(page, path)
         phase("open")
@@ -414,7 +432,9 @@ def check_notebook(lab, path: Path, panels: list[PanelCheck] | None = None) -> N
         phase("run all")
         problems += unfinished
         wait_for_widgets(page, WIDGET_SETTLE_TIMEOUT)
-        problems += check_cells(page.evaluate(JS_CELLS))
+        cells = page.evaluate(JS_CELLS)
+        problems += check_cells(cells)
+        notes = layout_notes(cells)
         phase("check")
         if not unfinished:  # a busy kernel would not answer the panels
             for check in panels:
@@ -443,6 +463,8 @@ def check_notebook(lab, path: Path, panels: list[PanelCheck] | None = None) -> N
         problems.append(f"{path.name} was modified on disk during the test (autosave must stay off)")
     split = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
     print(f"{path.name}: checked in {time.monotonic() - started:.0f} s ({split}); screenshot {', '.join(map(str, shots))}")
+    for note in notes:
+        print(f"  look at: {note}")
     if problems:
         where = ", ".join(str(shot.relative_to(ROOT)) for shot in shots) or "(none)"
         errors = [line.splitlines()[0][:200] for line in console if line.startswith(("error:", "pageerror:"))]
