@@ -53,7 +53,8 @@ execute: $(STAMP)
 test-browser: $(STAMP)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,browser]'
-	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium' (Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
+	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
+	  "(Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m browser -v -rA --durations=0 tests/browser
 
 lock: $(STAMP)
