@@ -7,7 +7,8 @@ waits until every cell has run and the kernel is idle, and then checks:
 - no cell has an error output (or a traceback on stderr), in the cell or inside a widget;
 - every widget view rendered: no "Error displaying widget", "model not found" or a widget stuck on
   "Loading widget...";
-- every autograd-graph cell shows a decoded image (see ``expects_image``);
+- every autograd-graph cell and every cell stored with an image shows a decoded image (see
+  ``expects_image``, and its cell tags ``browser-expect-image`` / ``browser-no-image``);
 - every image in the outputs decoded;
 - a panel (``helpers.widgets.Panel``) reacts: change a control, click Run, and its output changes
   (``PANELS`` says which control; the default is the first slider of the first panel).
@@ -20,14 +21,13 @@ and fail, with a clear message and a screenshot, on one whose widgets cannot ren
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"  # the same folder as conftest.ARTIFACTS
@@ -82,7 +82,7 @@ WIDGET_SETTLE_TIMEOUT = 15  # seconds for "Loading widget..." to turn into a wid
 SCREENSHOT_MAX_HEIGHT = 12000  # pixels per picture; taller notebooks are saved in parts
 
 # An unindented line (a top-level statement, not a function body) that calls a graph helper.
-GRAPH_CALL = re.compile(r"^(?!def |class |#)\S.*\b(draw_graph|side_by_side)\s*\(", re.MULTILINE)
+GRAPH_CALL = re.compile(r"^(?!def |class |#)(?=\S).*?\b(draw_graph|side_by_side)\s*\(", re.MULTILINE)
 # Text JupyterLab and its widget manager show in place of an output they could not render.
 RENDER_FAILURES = ("Error displaying widget", "model not found", "Loading widget...",
                    "Click to show javascript error", "Failed to load model class")
@@ -92,14 +92,39 @@ class NotebookCheckFailed(AssertionError):
     """A notebook failed in the browser; the message lists every problem and the screenshot."""
 
 
-def expects_image(source: str, tags: list[str]) -> bool:
-    """Whether a cell must show an image: it calls ``draw_graph``/``side_by_side`` at top level.
+def expects_image(source: str, tags: list[str], stored_outputs: list[dict] | None) -> bool:
+    r"""Whether a cell must show an image in the browser.
 
-    Cell tags override: ``browser-expect-image`` requires an image, ``browser-no-image`` exempts.
+    - tag ``browser-no-image``: never; tag ``browser-expect-image``: always;
+    - a cell stored with an image output (``make execute``) must show one live too;
+    - a cell stored without outputs that calls ``draw_graph``/``side_by_side`` in a top-level
+      statement (not in a function body) must show one (the fixtures, a notebook not yet executed).
+
+    Example:
+        >>> expects_image("draw_graph(y.sum())", [], None)
+        True
+        >>> expects_image("def show(y):\n    return draw_graph(y)", [], None)
+        False
+        >>> expects_image("x = 1\nImage(side_by_side(views))", [], None)
+        True
+        >>> expects_image("view = draw_graph(y)", [], [{"output_type": "stream", "text": "ok"}])
+        False
+        >>> expects_image("plot(records)", [], [{"output_type": "display_data", "data": {"image/png": ""}}])
+        True
     """
     if "browser-no-image" in tags:
         return False
-    return "browser-expect-image" in tags or bool(GRAPH_CALL.search(source))
+    if "browser-expect-image" in tags:
+        return True
+    if stored_outputs:
+        return any("image/png" in output.get("data", {}) for output in stored_outputs)
+    return bool(GRAPH_CALL.search(source))
+
+
+def stored_outputs(path: Path) -> list[list[dict] | None]:
+    """Each cell's outputs as stored in the file (None for markdown), in notebook order."""
+    cells = json.loads(path.read_text())["cells"]
+    return [cell.get("outputs") if cell["cell_type"] == "code" else None for cell in cells]
 
 
 # --- the page ---------------------------------------------------------------------------------------
@@ -211,7 +236,7 @@ def wait_for_widgets(page, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def check_cells(cells: list[dict]) -> list[str]:
+def check_cells(cells: list[dict], stored: list[list[dict] | None]) -> list[str]:
     problems = []
     for cell in cells:
         if cell["type"] != "code":
@@ -234,8 +259,11 @@ def check_cells(cells: list[dict]) -> list[str]:
             problems.append(f"{name}: a widget shows a traceback: {_traceback(shown)}")
         if not all(cell["images"]):
             problems.append(f"{name}: {cell['images'].count(False)} image(s) did not load")
-        if expects_image(cell["source"], cell["tags"]) and not any(cell["images"]):
-            problems.append(f"{name} draws an autograd graph but shows no image")
+        kept = stored[cell["index"] - 1] if cell["index"] <= len(stored) else None
+        if expects_image(cell["source"], cell["tags"], kept) and not any(cell["images"]):
+            why = ("it is tagged browser-expect-image" if "browser-expect-image" in cell["tags"]
+                   else "its stored output has one" if kept else "it calls draw_graph/side_by_side")
+            problems.append(f"{name} shows no image, but {why}")
     return problems
 
 
@@ -435,7 +463,7 @@ def check_notebook(lab, path: Path, panels: list[PanelCheck] | None = None) -> N
         problems += unfinished
         wait_for_widgets(page, WIDGET_SETTLE_TIMEOUT)
         cells = page.evaluate(JS_CELLS)
-        problems += check_cells(cells)
+        problems += check_cells(cells, stored_outputs(path))
         notes = layout_notes(cells)
         phase("check")
         if not unfinished:  # a busy kernel would not answer the panels
@@ -482,6 +510,7 @@ def check_notebook(lab, path: Path, panels: list[PanelCheck] | None = None) -> N
 
 @pytest.mark.parametrize("path", NOTEBOOKS or [pytest.param(None, marks=pytest.mark.skip(
     reason="no notebooks/[0-9]*.ipynb yet"))], ids=lambda path: path.name if path else "none")
+@pytest.mark.browser
 def test_notebook_runs_live(lab, path):
     try:
         check_notebook(lab, path)
@@ -489,6 +518,7 @@ def test_notebook_runs_live(lab, path):
         pytest.fail(str(failure), pytrace=False)  # the message says it all; the harness's stack would not
 
 
+@pytest.mark.browser
 def test_healthy_fixture_passes(lab):
     try:
         check_notebook(lab, FIXTURES / "good_panel.ipynb")
@@ -496,6 +526,7 @@ def test_healthy_fixture_passes(lab):
         pytest.fail(str(failure), pytrace=False)
 
 
+@pytest.mark.browser
 def test_missing_widget_model_fails_with_message_and_screenshot(lab):
     path = FIXTURES / "broken_widget.ipynb"
     with pytest.raises(NotebookCheckFailed) as failure:
@@ -508,10 +539,31 @@ def test_missing_widget_model_fails_with_message_and_screenshot(lab):
                      r".*javascript error", message), message
     assert re.search(r"panel in the cell containing 'Panel\(inverse': after slider moved one step to 4, "
                      r"Run shows a traceback: .*ZeroDivisionError", message), message
+    assert re.search(r"cell 6 \(In \[5\]: 'import torch'\) shows no image, but it calls draw_graph", message), message
     assert "did not run" not in message and " raised " not in message, message  # the cells themselves ran
     assert "No version of module no-such-widget-module is registered" in message, message  # the console's reason
     shot = ARTIFACTS / "broken_widget.png"
     assert shot.is_file() and shot.read_bytes()[:4] == b"\x89PNG" and f"screenshot: {shot.relative_to(ROOT)}" in message
+
+
+# Without a browser (they run in make test): the harness's own logic.
+
+def test_traceback_line_is_the_exception():
+    shown = ("-----\nZeroDivisionError   Traceback (most recent call last)\nCell In[4]\n\n"
+             "ZeroDivisionError: division by zero\n")
+    assert _traceback(shown) == "ZeroDivisionError: division by zero"
+
+
+def test_cell_name_shows_place_prompt_and_first_code_line():
+    cell = {"index": 5, "count": 3, "source": "# NBVAL_IGNORE_OUTPUT\npanel = Panel(fn, controls)\npanel"}
+    assert _cell_name(cell) == "cell 5 (In [3]: 'panel = Panel(fn, controls)')"
+
+
+def test_fixture_notebooks_are_wired_up():
+    good, broken = (json.loads((FIXTURES / name).read_text()) for name in ("good_panel.ipynb", "broken_widget.ipynb"))
+    assert any("Panel(square" in "".join(cell["source"]) for cell in good["cells"])
+    assert any("draw_graph(" in "".join(cell["source"]) for cell in good["cells"])
+    assert any("0123456789abcdef" in "".join(cell["source"]) for cell in broken["cells"])
 
 
 def test_panel_table_names_real_notebooks():
