@@ -201,7 +201,14 @@ def open_notebook(page, path: Path) -> None:
     if page.locator(".jp-Dialog").count():
         raise NotebookCheckFailed(f"a dialog opened with the notebook: {page.locator('.jp-Dialog').inner_text()!r} "
                                   "(does its metadata name the python3 kernelspec?)")
-    page.evaluate("() => { window.jupyterapp.shell.collapseLeft(); window.jupyterapp.shell.collapseRight(); }")
+    page.evaluate(f"""() => {{  // only the notebook on screen: no side panels, no Launcher tab
+        const shell = window.jupyterapp.shell, panel = {JS_PANEL};
+        shell.collapseLeft();
+        shell.collapseRight();
+        for (const widget of Array.from(shell.widgets('main'))) {{
+            if (widget !== panel && !widget.context) widget.close();
+        }}
+    }}""")
     page.wait_for_function(f"() => ({JS_STATE})().kernel === 'idle'", timeout=90_000)
 
 
