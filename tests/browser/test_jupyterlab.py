@@ -11,7 +11,7 @@ waits until every cell has run and the kernel is idle, and then checks:
   ``expects_image``, and its cell tags ``browser-expect-image`` / ``browser-no-image``);
 - every image in the outputs decoded;
 - a panel (``helpers.widgets.Panel``) reacts: change a control, click Run, and its output changes
-  (``PANELS`` says which control; the default is the first slider of the first panel).
+  (``PANELS`` says which panel and control; the default is the first control of the first panel).
 
 A screenshot of the whole notebook goes to ``test-artifacts/browser/<notebook>.png`` (pass or fail),
 with the browser console in ``<notebook>.console.log`` and the server log in ``jupyterlab.log``.
@@ -374,9 +374,10 @@ def drive_panel(page, check: PanelCheck) -> list[str]:
     run_button = page.locator("button.widget-button", has_text=re.compile(r"^\s*Run\s*$"))
     if check.cell is None:
         cell = notebook.locator(".jp-Cell").filter(has=run_button).first
-    else:
-        cell = notebook.locator(".jp-Cell").filter(
-            has=page.locator(".jp-InputArea-editor", has_text=check.cell)).first
+    else:  # by the model's source: the editor shows only the lines in view
+        index = page.evaluate(f"text => {JS_PANEL}.content.widgets.findIndex("
+                              "cell => cell.model.sharedModel.getSource().includes(text))", check.cell)
+        cell = notebook.locator(".jp-Cell").nth(index) if index >= 0 else notebook.locator(".jp-Cell-none")
     where = f"panel in the cell containing {check.cell!r}" if check.cell else "first panel"
     if not cell.count():
         return [f"{where}: no such cell" if check.cell else "no panel (a cell with a Run button) found"]
@@ -393,7 +394,7 @@ def drive_panel(page, check: PanelCheck) -> list[str]:
     except NotebookCheckFailed as error:
         return [f"{where}: {error}"]
     except Exception as error:  # a Playwright timeout: the control did not react
-        return [f"{where}: could not change {check.control or 'the first slider'}: {type(error).__name__}: "
+        return [f"{where}: could not change {check.control or 'the first control'}: {type(error).__name__}: "
                 f"{str(error).splitlines()[0]}"]
     button.click()
     deadline = time.monotonic() + check.timeout
