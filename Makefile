@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 CELL_TIMEOUT ?= 300
+# The browser test drives Debian's Chromium (apt-get install chromium); Playwright's own download is never used.
+CHROMIUM ?= /usr/bin/chromium
 NOTEBOOK_TIMEOUT ?= 600
 
 .PHONY: help lab test check-env execute test-browser bench lock clean
@@ -43,6 +45,17 @@ execute: $(STAMP)
 	    --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.store_widget_state=True "$$nb"; \
 	  echo "  took $$(( $$(date +%s) - start )) s"; \
 	done
+
+# Every notebook live in JupyterLab + headless Chromium (tests/browser). Installs the 'browser' extra
+# (Playwright's Python package) on first use; screenshots and logs go to test-artifacts/browser/.
+# -m browser overrides the '-m not browser' of addopts; only tests/browser is collected, so nbval
+# collects no notebook here (the browser test runs them itself).
+test-browser: $(STAMP)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,browser]'
+	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
+	  "(Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m browser -v -rA --durations=0 tests/browser
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.new
