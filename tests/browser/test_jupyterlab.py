@@ -67,11 +67,15 @@ class PanelCheck:
 # depends on the control and that runs in a few seconds, e.g.
 #   "02_lstm_without_loop.ipynb": [PanelCheck(cell="lstm_panel", control="seq_len", action="set:64")],
 PANELS: dict[str, list[PanelCheck]] = {
-    "01_time_distributed.ipynb": [PanelCheck()],
-    "02_lstm_without_loop.ipynb": [PanelCheck()],
-    "03_autograd_in_loops.ipynb": [PanelCheck()],
-    "04_iterating_rnn_cells.ipynb": [PanelCheck()],
-    "05_rnn_lstm_gru.ipynb": [PanelCheck()],
+    # Deterministic panels first (their output changes only if the control really took effect), then
+    # one live timing panel, so the CPU/GPU timing path is exercised in the browser too.
+    "01_time_distributed.ipynb": [PanelCheck(cell="make_graph_panel", control="time steps", action="step")],
+    "02_lstm_without_loop.ipynb": [PanelCheck(cell="make_packing_panel", control="bidirectional", action="toggle"),
+                                   PanelCheck(cell="make_timing_panel", control="batch", action="step")],
+    "03_autograd_in_loops.ipynb": [PanelCheck(cell="make_graph_panel", control="loop iterations", action="step")],
+    "04_iterating_rnn_cells.ipynb": [PanelCheck(cell="generation_panel = make_generation_panel",
+                                                control="teacher forcing", action="toggle")],
+    "05_rnn_lstm_gru.ipynb": [PanelCheck(cell="make_gradient_flow_panel", control="layer", action="next")],
     # fixtures
     "good_panel.ipynb": [PanelCheck(cell="Panel(square", control="n", action="step", expect="result = ")],
     "broken_widget.ipynb": [PanelCheck(cell="Panel(inverse", control="n", action="step")],
@@ -282,7 +286,9 @@ CONTROL_KINDS = (  # what "auto" does to a control, by its ipywidgets class; the
 
 def _find_control(page, root, check: PanelCheck):
     if check.control is not None:
-        label = page.locator(".widget-label", has_text=re.compile(rf"^\s*{re.escape(check.control)}\s*$"))
+        # a checkbox shows its description in .widget-label-basic (its .widget-label stays empty)
+        label = page.locator(".widget-label, .widget-label-basic",
+                             has_text=re.compile(rf"^\s*{re.escape(check.control)}\s*$"))
         control = root.locator(".widget-inline-hbox", has=label).first
         if not control.count():
             raise NotebookCheckFailed(f"the panel has no control labelled {check.control!r}")
