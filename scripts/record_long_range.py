@@ -29,19 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from helpers.device import cpu_name  # noqa: E402
 from helpers.rnn_compare import LAYER_TYPES  # noqa: E402
 from helpers.tasks import LEARNED_FRACTION, RECORDED_PATH, downsample, train_adding  # noqa: E402
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
