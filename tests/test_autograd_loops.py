@@ -92,14 +92,18 @@ def test_backward_work_is_quadratic_per_step_and_linear_once():
         assert backward_step_executions(n, per_step=True) == n * (n + 1) // 2
 
 
-def test_per_step_backward_time_grows_faster_than_single_backward():
+def test_per_step_backward_time_grows_faster_than_single_backward(retry_timing):
     exp = per_step_experiment(sizes=(8, 32))
-    records = run_experiment(exp, min_run_time=0.05, threads=1, progress=False)
-    t = {(r.implementation, r.size): r.median_s for r in records}
-    growth_single = t["single backward", 32] / t["single backward", 8]
-    growth_per_step = t["per-step retain_graph", 32] / t["per-step retain_graph", 8]
+
+    def growth():
+        records = run_experiment(exp, min_run_time=0.05, threads=1, progress=False)
+        t = {(r.implementation, r.size): r.median_s for r in records}
+        single = t["single backward", 32] / t["single backward", 8]
+        per_step = t["per-step retain_graph", 32] / t["per-step retain_graph", 8]
+        return single, per_step
+
     # work grows 4x for one backward and ~15x per step; a generous margin for a loaded machine
-    assert growth_per_step > 1.5 * growth_single
+    retry_timing(growth, lambda g: g[1] > 1.5 * g[0])
     with pytest.raises(LabInputError):
         per_step_experiment(sizes=(0,))
 

@@ -173,15 +173,17 @@ def test_indexing_builds_one_node_per_step_unbind_one_in_total():
     assert unbound.node_types["UnbindBackward0"] == 1
 
 
-def test_indexing_backward_grows_faster_than_unbind():
+def test_indexing_backward_grows_faster_than_unbind(retry_timing):
     # per-step slices scatter into full-size zero tensors: the ratio to unbind grows with T
     builders = index_vs_unbind_builders(4, 128)
-    recs = time_implementations(builders, [32, 256], mode="forward+backward", threads=1, min_run_time=0.02,
-                                progress=False)
-    t = {(r.implementation, r.size): r.median_s for r in recs}
-    ratio_small = t[("x[:, t] indexing", 32)] / t[("unbind", 32)]
-    ratio_large = t[("x[:, t] indexing", 256)] / t[("unbind", 256)]
-    assert ratio_large > 1.5 * ratio_small, (ratio_small, ratio_large)
+
+    def ratios():
+        recs = time_implementations(builders, [32, 256], mode="forward+backward", threads=1, min_run_time=0.02,
+                                    progress=False)
+        t = {(r.implementation, r.size): r.median_s for r in recs}
+        return t[("x[:, t] indexing", 32)] / t[("unbind", 32)], t[("x[:, t] indexing", 256)] / t[("unbind", 256)]
+
+    retry_timing(ratios, lambda r: r[1] > 1.5 * r[0])
 
 
 def test_standard_experiments_names_and_scales():

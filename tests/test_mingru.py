@@ -87,10 +87,12 @@ def test_bad_input_is_explained():
     assert check_raises(lambda: MinGRU(3, 0), LabInputError, match="hidden_size")
 
 
-def test_scan_speedup_grows_with_length():
-    recs = time_implementations(mingru_builders(2, 4, 4), [8, 512], threads=1, min_run_time=0.02, progress=False)
-    speed = speedups_by_length(recs)
-    assert speed[(512, "forward")] > 2 * speed[(8, "forward")], speed
+def test_scan_speedup_grows_with_length(retry_timing):
+    def measure():
+        recs = time_implementations(mingru_builders(2, 4, 4), [8, 512], threads=1, min_run_time=0.02, progress=False)
+        return recs, speedups_by_length(recs)
+
+    recs, _ = retry_timing(measure, lambda m: m[1][(512, "forward")] > 2 * m[1][(8, "forward")])
     assert check_raises(lambda: speedups_by_length(recs[:1]), LabInputError, match="both")
 
 
