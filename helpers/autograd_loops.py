@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from helpers.graphs import GraphView, draw_graph, graph_stats
+from helpers.memory import track_live_saved
 from helpers.tbptt import (TinyRNN, check_sequence, check_targets, make_echo_task, parameter_grads, sequence_loss,
                            step_loss)
 from helpers.timing import Experiment
@@ -394,73 +394,6 @@ def micro_batch_gradients(model: TinyRNN, x: torch.Tensor, y: torch.Tensor, micr
 
 # --- 6. a running total that keeps graphs alive -------------------------------------------------------------
 
-class _Held:
-    __slots__ = ("tensor", "__weakref__")
-
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor = tensor
-
-
-class LiveSavedTensors:
-    """Tracks tensors saved for backward and tells how many bytes of them are still held by a graph.
-
-    Each saved tensor is wrapped in a small object held only by the graph; when the graph is freed
-    (by ``backward`` or when nothing refers to it any more) the wrapper dies. Storages in
-    ``exclude`` (e.g. the model's parameters, alive anyway) are not counted.
-    """
-
-    def __init__(self, exclude: tuple[torch.Tensor, ...] = ()):
-        self._refs: list[weakref.ref] = []
-        self._exclude = {t.untyped_storage().data_ptr() for t in exclude}
-
-    def _pack(self, tensor: torch.Tensor) -> _Held:
-        # detach(): same storage, but no reference back to the graph (a saved output holding its own
-        # grad_fn would form a cycle that only the garbage collector frees, hiding when the graph dies)
-        held = _Held(tensor.detach())
-        self._refs.append(weakref.ref(held))
-        return held
-
-    @staticmethod
-    def _unpack(held: _Held) -> torch.Tensor:
-        return held.tensor
-
-    def live_bytes(self) -> int:
-        """Bytes of distinct storages still saved by some live graph."""
-        seen, total = set(), 0
-        alive = []
-        for ref in self._refs:
-            held = ref()
-            if held is None:
-                continue
-            alive.append(ref)
-            storage = held.tensor.untyped_storage()
-            key = storage.data_ptr()
-            if key in self._exclude or key in seen:
-                continue
-            seen.add(key)
-            total += storage.nbytes()
-        self._refs = alive
-        return total
-
-
-@contextmanager
-def track_live_saved(exclude: tuple[torch.Tensor, ...] = ()) -> Iterator[LiveSavedTensors]:
-    """Track, inside the block, which saved-for-backward tensors stay alive (see ``LiveSavedTensors``).
-
-    Example:
-        >>> w = torch.ones(1000, requires_grad=True)
-        >>> with track_live_saved() as tracker:
-        ...     loss = (w.exp() * 2).sum()     # exp saves its 4,000-byte result
-        ...     before = tracker.live_bytes()
-        ...     loss.backward()                # backward frees the saved tensors
-        >>> before, tracker.live_bytes()
-        (4000, 0)
-    """
-    tracker = LiveSavedTensors(exclude)
-    with torch.autograd.graph.saved_tensors_hooks(tracker._pack, tracker._unpack):
-        yield tracker
-
-
 @dataclass(frozen=True)
 class RunningLossRow:
     """After one iteration of a loop that keeps a running total of the loss."""
@@ -498,7 +431,7 @@ def running_loss_growth(steps: int = 6, mode: str = "tensor", train: bool = True
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05) if train else None
     rows = []
     total_loss: float | torch.Tensor = 0.0
-    with track_live_saved(exclude=tuple(model.parameters())) as tracker:
+    with track_live_saved(ignore=tuple(model.parameters())) as tracker:
         for step in range(steps):
             x, y = make_echo_task(batch, length, delay=min(2, length - 1), seed=100 + step)
             loss = sequence_loss(model, x, y)
@@ -515,7 +448,7 @@ def running_loss_growth(steps: int = 6, mode: str = "tensor", train: bool = True
             del loss, x, y
             nodes = (graph_stats(total_loss).nodes
                      if isinstance(total_loss, torch.Tensor) and total_loss.grad_fn is not None else 0)
-            rows.append(RunningLossRow(step + 1, nodes, tracker.live_bytes()))
+            rows.append(RunningLossRow(step + 1, nodes, tracker.live_bytes))
     return rows
 
 

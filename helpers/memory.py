@@ -1,7 +1,7 @@
 """What a computation keeps alive for backward, measured with ``saved_tensors_hooks``."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -84,3 +84,106 @@ def saved_for_backward(fn: Callable[..., object], *args: object, **kwargs: objec
     with record_saved_tensors() as saved:
         fn(*args, **kwargs)
     return saved
+
+
+class _Held:
+    """What the pack hook hands autograd: the tensor, and a callback run when the graph lets go of it.
+
+    The tensor is detached: same storage, but no reference back to the graph (a saved output holding its
+    own grad_fn would form a cycle that only the garbage collector frees, hiding when the graph dies).
+    """
+
+    __slots__ = ("tensor", "_release")
+
+    def __init__(self, tensor: torch.Tensor, release: Callable[[], None]):
+        self.tensor, self._release = tensor.detach(), release
+
+    def __del__(self) -> None:
+        self._release()
+
+
+@dataclass
+class LiveSaved:
+    """Tensors saved for backward that are still held by a graph; fills in inside ``track_live_saved``.
+
+    Attributes:
+        peak_bytes: the most bytes (distinct storages) held for backward at once.
+        peak_tensors: the most saved tensors held at once.
+        ignored_bytes: bytes of the storages passed as ``ignore`` (inputs, weights) seen saved; they are
+            alive anyway, so the other figures exclude them.
+    """
+
+    peak_bytes: int = 0
+    peak_tensors: int = 0
+    ignored_bytes: int = 0
+    _live: dict = field(default_factory=dict, repr=False)
+    _bytes: int = 0
+    _tensors: int = 0
+    _ignore: set = field(default_factory=set, repr=False)
+    _ignored_seen: set = field(default_factory=set, repr=False)
+
+    @property
+    def live_bytes(self) -> int:
+        """Bytes held for backward now: 0 once every graph recorded in the block was freed."""
+        return self._bytes
+
+    @property
+    def live_tensors(self) -> int:
+        """Saved tensors held for backward now."""
+        return self._tensors
+
+    def _pack(self, tensor: torch.Tensor) -> _Held:
+        storage = tensor.untyped_storage()
+        key = (tensor.device, storage.data_ptr())
+        if key in self._ignore:
+            if key not in self._ignored_seen:
+                self._ignored_seen.add(key)
+                self.ignored_bytes += storage.nbytes()
+            return _Held(tensor, lambda: None)
+        count, size = self._live.get(key, (0, storage.nbytes()))
+        if count == 0:
+            self._bytes += size
+        self._live[key] = (count + 1, size)
+        self._tensors += 1
+        self.peak_bytes = max(self.peak_bytes, self._bytes)
+        self.peak_tensors = max(self.peak_tensors, self._tensors)
+        return _Held(tensor, lambda: self._release(key))
+
+    def _release(self, key: tuple) -> None:
+        count, size = self._live[key]
+        self._tensors -= 1
+        if count == 1:
+            del self._live[key]
+            self._bytes -= size
+        else:
+            self._live[key] = (count - 1, size)
+
+
+@contextmanager
+def track_live_saved(ignore: Sequence[torch.Tensor] = ()) -> Iterator[LiveSaved]:
+    """Follow what autograd holds for backward inside the block: now, and at its peak.
+
+    Unlike ``record_saved_tensors`` (everything ever saved), this also sees saved tensors being
+    released when ``backward`` frees a graph, or when nothing refers to a graph any more. So it tells
+    what is held *at once* (a loop that calls backward every step), and what a forgotten reference
+    keeps alive (a running ``total_loss`` tensor).
+
+    Args:
+        ignore: tensors whose storages are alive anyway (the input, the weights); not counted.
+
+    Yields:
+        A ``LiveSaved`` that updates while the block runs (and after it, as graphs are freed).
+
+    Example:
+        >>> w = torch.ones(3, 3, requires_grad=True)
+        >>> with track_live_saved(ignore=[w]) as held:
+        ...     loss = (torch.ones(3) @ w).tanh().sum()
+        ...     before = held.live_bytes             # the vector (for w's gradient) and tanh's output
+        ...     loss.backward()                      # frees the graph and what it saved
+        >>> before, held.peak_bytes, held.live_bytes
+        (24, 24, 0)
+    """
+    tracker = LiveSaved()
+    tracker._ignore = {(t.device, t.untyped_storage().data_ptr()) for t in ignore}
+    with torch.autograd.graph.saved_tensors_hooks(tracker._pack, lambda held: held.tensor):
+        yield tracker

@@ -19,7 +19,7 @@ from torch import nn
 from helpers.device import available_devices
 from helpers.gradients import compare_gradients
 from helpers.graphs import GraphStats, GraphView, draw_graph, graph_stats, side_by_side
-from helpers.memory import saved_for_backward
+from helpers.memory import saved_for_backward, track_live_saved
 from helpers.timing import Builder, Experiment, TimingRecord, plot_timings, ratio_table, time_implementations
 from helpers.validation import LabInputError, require_choice, require_positive_int, require_tensor
 
@@ -323,93 +323,6 @@ def plot_saved_by_length(rows: Sequence[SavedRow]):
     return fig
 
 
-class _Held:
-    """What the pack hook stores: the tensor (detached, to avoid a reference cycle) and a release callback."""
-
-    __slots__ = ("tensor", "_release")
-
-    def __init__(self, tensor: torch.Tensor, release: Callable[[], None]):
-        self.tensor, self._release = tensor, release
-
-    def __del__(self) -> None:
-        self._release()
-
-
-@dataclass
-class PeakSaved:
-    """Tensors saved for backward that are alive at once; fills in inside ``track_peak_saved``.
-
-    Attributes:
-        peak_bytes: the most bytes (distinct storages) alive at once for backward.
-        peak_tensors: the most saved tensors alive at once.
-        ignored_bytes: bytes of the storages passed as ``ignore`` (input, weights) seen saved; they live
-            anyway, so ``peak_bytes`` excludes them.
-    """
-
-    peak_bytes: int = 0
-    peak_tensors: int = 0
-    ignored_bytes: int = 0
-    _live: dict = field(default_factory=dict, repr=False)
-    _bytes: int = 0
-    _tensors: int = 0
-    _ignore: set = field(default_factory=set, repr=False)
-    _ignored_seen: set = field(default_factory=set, repr=False)
-
-    def _pack(self, tensor: torch.Tensor) -> _Held:
-        storage = tensor.untyped_storage()
-        key = (tensor.device, storage.data_ptr())
-        if key in self._ignore:
-            if key not in self._ignored_seen:
-                self._ignored_seen.add(key)
-                self.ignored_bytes += storage.nbytes()
-            return _Held(tensor.detach(), lambda: None)
-        count, size = self._live.get(key, (0, storage.nbytes()))
-        if count == 0:
-            self._bytes += size
-        self._live[key] = (count + 1, size)
-        self._tensors += 1
-        self.peak_bytes = max(self.peak_bytes, self._bytes)
-        self.peak_tensors = max(self.peak_tensors, self._tensors)
-        return _Held(tensor.detach(), lambda: self._unpack_release(key))
-
-    def _unpack_release(self, key) -> None:
-        count, size = self._live[key]
-        self._tensors -= 1
-        if count == 1:
-            del self._live[key]
-            self._bytes -= size
-        else:
-            self._live[key] = (count - 1, size)
-
-    @property
-    def live_bytes(self) -> int:
-        """Bytes still held for backward now (0 once every graph was freed)."""
-        return self._bytes
-
-
-@contextmanager
-def track_peak_saved(ignore: Sequence[torch.Tensor] = ()) -> Iterator[PeakSaved]:
-    """Track the peak of the bytes autograd keeps alive for backward inside the block.
-
-    Unlike ``helpers.memory.record_saved_tensors`` (the total saved), this also sees tensors being
-    released when a backward pass frees its graph, so it measures what is held *at once*.
-
-    Args:
-        ignore: tensors whose storages are alive anyway (the input, the weights); not counted.
-
-    Example:
-        >>> w = torch.ones(3, 3, requires_grad=True)
-        >>> with track_peak_saved(ignore=[w]) as peak:
-        ...     (torch.ones(3) @ w).tanh().sum().backward()
-        >>> peak.peak_bytes, peak.live_bytes      # 3 floats (ones) + 3 floats (tanh output), then freed
-        (24, 0)
-    """
-    tracker = PeakSaved()
-    tracker._ignore = {(t.device, t.untyped_storage().data_ptr()) for t in ignore}
-    with torch.autograd.graph.saved_tensors_hooks(tracker._pack, lambda held: held.tensor):
-        yield tracker
-
-
 def per_step_weights(shape: Sequence[int], seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Fixed random weights ``g`` for the loss ``(y * g).sum()``, which splits into one term per time step.
 
@@ -500,7 +413,7 @@ def peak_saved_by_length(layer: nn.Module, lengths: Sequence[int], batch: int = 
                 UNBIND_LOOP: lambda: full_backward(layer, x, g, UNBIND_LOOP),
                 "stepwise backward": lambda: stepwise_backward(layer, x, g)}
         for strategy, run in runs.items():
-            with track_peak_saved(ignore=[x, g, *layer.parameters()]) as peak:
+            with track_live_saved(ignore=[x, g, *layer.parameters()]) as peak:
                 run()
             rows.append(StepwiseRow(strategy, length, peak.peak_bytes, peak.peak_tensors))
     layer.zero_grad(set_to_none=True)

@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from helpers.autograd_loops import (LiveSavedTensors, backward_step_executions, grads_after_repeated_backward,
+from helpers.autograd_loops import (backward_step_executions, grads_after_repeated_backward,
                                     loop_graph_loss, loop_graph_view, loop_sum_gradients, loop_sum_loss,
                                     make_graph_panel, micro_batch_gradients, per_step_backward,
                                     per_step_experiment, per_step_without_retain_graph, standard_experiments,
                                     retain_graph_with_optimizer_step, rnn_setup, running_loss_growth,
-                                    trace_per_step_training, track_live_saved, while_loop_gradient)
+                                    trace_per_step_training, while_loop_gradient)
 from helpers.exercises import check_raises
 from helpers.graphs import GraphView, graph_stats
 from helpers.tbptt import full_bptt_gradients, sequence_loss
@@ -126,23 +126,6 @@ def test_micro_batches_equal_the_big_batch_only_with_scaling():
             assert torch.allclose(unscaled[name], parts * big[name], atol=1e-12), (parts, name)
     with pytest.raises(LabInputError, match="does not divide"):
         micro_batch_gradients(model, x, y, 3)
-
-
-def test_live_saved_tensors_sees_graphs_freed():
-    w = torch.ones(10, requires_grad=True)
-    with track_live_saved() as tracker:
-        a = (w.exp() * 2).sum()
-        b = w.sin().sum()
-        both = tracker.live_bytes()
-        del b
-        one = tracker.live_bytes()
-        a.backward()
-    assert both == 2 * one == 80 and tracker.live_bytes() == 0
-    assert isinstance(tracker, LiveSavedTensors)
-    with track_live_saved(exclude=(w,)) as tracker:
-        c = (w * w).sum()  # saves w twice: excluded
-        assert tracker.live_bytes() == 0
-    del c
 
 
 def test_running_total_loss_keeps_graphs_alive_only_as_a_tensor():

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from helpers.memory import record_saved_tensors, saved_for_backward
+from helpers.memory import record_saved_tensors, saved_for_backward, track_live_saved
 from helpers.validation import LabInputError
 
 
@@ -41,3 +41,32 @@ def test_bad_input():
         saved_for_backward(3)
     with torch.no_grad(), pytest.raises(LabInputError, match="no_grad"):
         saved_for_backward(torch.tanh, torch.ones(2))
+
+
+def test_live_tracker_sees_graphs_freed_by_backward_and_by_del():
+    w = torch.ones(10, requires_grad=True)
+    with track_live_saved() as held:
+        a = (w.exp() * 2).sum()  # exp saves its 40-byte result
+        b = w.sin().sum()  # sin saves its 40-byte input w
+        both = held.live_bytes
+        del b  # nothing refers to b's graph any more: freed
+        one = held.live_bytes
+        a.backward()
+    assert both == 2 * one == 80 and held.live_bytes == 0 and held.live_tensors == 0 and held.peak_bytes == 80
+
+
+def test_live_tracker_peak_is_what_is_held_at_once():
+    w = torch.randn(4, 4, requires_grad=True)
+    with track_live_saved(ignore=[w]) as held:
+        for _ in range(3):
+            (torch.randn(2, 4, requires_grad=True) @ w).tanh().sum().backward()
+    assert held.peak_bytes == 2 * 2 * 4 * 4  # one iteration's input and tanh output, never three iterations' worth
+    assert held.live_bytes == 0 and held.ignored_bytes == w.numel() * 4
+
+
+def test_live_tracker_ignores_storages_alive_anyway():
+    w = torch.ones(5, requires_grad=True)
+    with track_live_saved(ignore=[w]) as held:
+        c = (w * w).sum()  # saves w twice
+        assert held.live_bytes == 0 and held.ignored_bytes == 20
+    del c
