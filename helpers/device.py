@@ -6,6 +6,8 @@ import platform
 import random
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -91,6 +93,26 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@contextmanager
+def using_threads(count: int) -> Iterator[int]:
+    """Run a block on ``count`` intra-op CPU threads, then restore the previous count (also on error).
+
+    Example:
+        >>> before = torch.get_num_threads()
+        >>> with using_threads(1) as n:
+        ...     inside = torch.get_num_threads()
+        >>> (n, inside, torch.get_num_threads() == before)
+        (1, 1, True)
+    """
+    require_positive_int(count, "threads")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _version(package: str) -> str | None:

@@ -18,6 +18,7 @@ import ipywidgets as W
 import torch
 from torch import nn
 
+from helpers.device import using_threads
 from helpers.validation import LabInputError, require_positive_int, require_tensor
 from helpers.widgets import Panel
 
@@ -216,18 +217,14 @@ def train_next_step(series: Series, split: int, window: int = 32, hidden_size: i
     model = NextStepModel(hidden_size)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(require_positive_int(threads, "threads"))
     start = time.perf_counter()
-    try:
+    with using_threads(threads):
         for _ in range(epochs):
             optimiser.zero_grad()
             loss = nn.functional.mse_loss(model(inputs)[0], targets)
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
-    finally:
-        torch.set_num_threads(previous_threads)
     return TrainResult(model.eval(), losses, scaler, split, time.perf_counter() - start)
 
 

@@ -13,13 +13,13 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from helpers.device import using_threads
 from helpers.rnn_compare import LAYER_TYPES, make_layer
 from helpers.validation import LabInputError, require_choice, require_positive_int
 
@@ -93,16 +93,6 @@ class SequenceRegressor(nn.Module):
             raise LabInputError(f"x must be (batch, time, {self.rnn.input_size}); got shape {tuple(x.shape)}.")
         out, _ = self.rnn(x)
         return self.head(out[:, -1])
-
-
-@contextmanager
-def _threads(count: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def evaluate(model: nn.Module, seq_len: int, batch: int = 1000, seed: int = EVAL_SEED) -> tuple[float, float]:
@@ -186,7 +176,7 @@ def train_adding(layer_type: str, seq_len: int, steps: int = 200, hidden_size: i
         raise LabInputError(f"lr must be a number in (0, 1); got {lr!r}.")
     if progress is not None and not callable(progress):
         raise LabInputError("progress must be a callable progress(step, steps, loss) or None.")
-    with _threads(threads):
+    with using_threads(threads):
         torch.manual_seed(seed)
         model = SequenceRegressor(kind, hidden_size, forget_bias=forget_bias)
         optimiser = torch.optim.Adam(model.parameters(), lr=lr)

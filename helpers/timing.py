@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils import benchmark
 
-from helpers.device import pick_device
+from helpers.device import pick_device, using_threads
 from helpers.validation import LabInputError, require_choice, require_positive_int
 
 MODES = ("forward", "forward+backward")
@@ -74,14 +74,10 @@ def time_callable(fn: Callable[[], object], threads: int = 2, min_run_time: floa
     if not callable(fn):
         raise LabInputError(f"fn must be a zero-argument callable; got {type(fn).__name__}.")
     require_positive_int(threads, "threads")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)  # the warm-up too, so it picks the kernels the measurement will use
-    try:
+    with using_threads(threads):  # the warm-up too, so it picks the kernels the measurement will use
         fn()  # warm-up, outside the measurement: first calls allocate and pick kernels
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
-    finally:
-        torch.set_num_threads(previous)
     iqr = measurement.iqr if len(measurement.times) > 1 else 0.0
     return measurement.median, iqr, len(measurement.times)
 

@@ -64,3 +64,14 @@ def test_report_explains_missing_dot(monkeypatch):
 def test_check_env_entry_point_prints_report(capsys):
     assert dev.main() == 0
     assert "torch" in capsys.readouterr().out
+
+
+def test_using_threads_restores_the_count_even_on_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError), dev.using_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with pytest.raises(LabInputError):
+        with dev.using_threads(0):
+            pass
