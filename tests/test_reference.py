@@ -37,3 +37,15 @@ def test_bad_files_and_devices_are_explained(tmp_path):
 def test_nothing_recorded_says_so_and_plots_nothing(capsys):
     assert reference.plot_reference("no-such-experiment") is None
     assert "No recorded CUDA reference figures" in capsys.readouterr().out
+
+
+def test_plot_and_describe_a_recorded_gpu_run(tmp_path, monkeypatch):
+    recs = [TimingRecord(impl, size, "forward", t, 0.0, 10, 2, "cuda")
+            for impl, size, t in [("a", 8, 1e-3), ("a", 16, 2e-3), ("b", 8, 3e-3), ("b", 16, 5e-3)]]
+    _write(tmp_path, "cuda-test-gpu-2026-11-21.json", "cuda", recs)
+    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path)
+    ax = reference.plot_reference("exp")
+    assert "Test GPU" in ax.get_title() and "2026-11-21" in ax.get_title() and ax.get_xlabel() == "T"
+    assert len(ax.get_legend().get_texts()) == 2
+    text = reference.describe_reference("exp")
+    assert "Test GPU" in text and "CUDA 12.8" in text and "helpers.bench" in text
