@@ -22,10 +22,12 @@ help:
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
 	@echo "make bench        record reference timings into data/reference/ (see README)"
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt lab-overrides.json
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@# JupyterLab defaults for the course (code cells wrap long lines instead of scrolling sideways)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
 
 lab: $(STAMP)

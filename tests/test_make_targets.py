@@ -49,3 +49,12 @@ def test_ci_calls_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in ci and "make lab" in readme and "make test" in readme
+
+
+def test_install_sets_the_course_jupyterlab_defaults():
+    import json
+
+    overrides = json.loads((ROOT / "lab-overrides.json").read_text())
+    assert overrides["@jupyterlab/notebook-extension:tracker"]["codeCellConfig"]["lineWrap"] is True
+    makefile = (ROOT / "Makefile").read_text()
+    assert "cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json" in makefile
