@@ -676,19 +676,16 @@ def run_timing(kind: str, max_length: int, hidden_size: int, mode: str, device: 
 
 
 def plot_loop_vs_fused(records: list, ax=None):
-    """``helpers.timing.plot_timings`` for this experiment, with the measured lengths as plain x tick labels.
+    """``helpers.timing.plot_timings`` for this experiment, with plain numbers on the time axis.
 
     Returns:
         The matplotlib ``Axes``.
     """
-    from matplotlib.ticker import LogFormatter, NullFormatter
+    from matplotlib.ticker import LogFormatter
 
     from helpers.timing import plot_timings
 
     ax = plot_timings(records, size_label="sequence length T (steps)", ax=ax)
-    sizes = sorted({r.size for r in records})
-    ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.xaxis.set_minor_formatter(NullFormatter())  # log-axis minor labels (3×10^1 ...) overlap otherwise
     ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # plain "5", "20" rather than "5×10^0"
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
     return ax

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from helpers.device import available_devices, pick_device
-from helpers.timing import MODES, Builder, Experiment, TimingRecord, time_callable, time_implementations
+from helpers.timing import (MODES, Builder, Experiment, TimingRecord, label_measured_sizes, plot_timings, speedups,
+                            time_callable, time_implementations)
 from helpers.validation import LabInputError, require_choice, require_positive_int, require_tensor
 from helpers.widgets import Panel
 
@@ -619,30 +620,7 @@ def experiment_named(name: str, scale: str = "notebook") -> Experiment:
     return experiments[name]
 
 
-def ratios_to_baseline(records: Sequence[TimingRecord], baseline: str = BASELINE) -> dict[tuple[str, int, str], float]:
-    """``{(implementation, size, mode): median / baseline median}`` from one run (a thin alias kept for
-    the notebook's verdict cells).
-
-    Example:
-        >>> recs = [TimingRecord("a", 1, "forward", 3.0, 0, 1, 1, "cpu"), TimingRecord("nn.LSTM", 1, "forward", 1.0, 0, 1, 1, "cpu")]
-        >>> ratios_to_baseline(recs)[("a", 1, "forward")]
-        3.0
-    """
-    from helpers.timing import speedups
-
-    return speedups(records, baseline)
-
-
 # -------------------------------------------------------------------------------------------------- plots
-
-def _size_ticks(ax, records: Sequence[TimingRecord]) -> None:
-    """Label a log x-axis at the measured sizes only (no crowded minor labels)."""
-    from matplotlib.ticker import NullFormatter
-
-    sizes = sorted({r.size for r in records})
-    ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-
 
 def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str = BASELINE, title: str = ""):
     """Three panels: time per call for forward and for forward+backward (log-log), and each
@@ -653,7 +631,6 @@ def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str =
     """
     import matplotlib.pyplot as plt
 
-    from helpers.timing import plot_timings
 
     if not records:
         raise LabInputError("no timing records to plot; run the experiment first.")
@@ -661,8 +638,7 @@ def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str =
     fig, axes = plt.subplots(1, len(modes) + 1, figsize=(5.2 * (len(modes) + 1), 3.9))
     for ax, mode in zip(axes, modes):
         plot_timings([r for r in records if r.mode == mode], size_label=size_label, ax=ax)
-        _size_ticks(ax, records)
-    ratios = ratios_to_baseline(records, baseline)
+    ratios = speedups(records, baseline)
     ax = axes[-1]
     others = [i for i in dict.fromkeys(r.implementation for r in records) if i != baseline]
     for colour, impl in zip(("tab:blue", "tab:orange", "tab:red", "tab:purple"), others):
@@ -673,7 +649,7 @@ def plot_sweep(records: Sequence[TimingRecord], size_label: str, baseline: str =
     ax.axhline(1.0, color="0.4", lw=1, ls=":", label=f"{baseline} = 1")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _size_ticks(ax, records)
+    label_measured_sizes(ax, [r.size for r in records])
     ax.set_xlabel(size_label)
     ax.set_ylabel(f"time ÷ time of {baseline} (×)")
     ax.set_title(f"ratio to {baseline}, same run")
@@ -704,7 +680,7 @@ def plot_gflops(records: Sequence[TimingRecord], fixed: Mapping[str, object], pe
     ax.axhline(peak_gflops, color="k", ls=":", label=f"large matmul, same run: {peak_gflops:.0f} GFLOP/s")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _size_ticks(ax, records)
+    label_measured_sizes(ax, [r.size for r in records])
     ax.set_xlabel(size_label)
     ax.set_ylabel("achieved GFLOP/s (matmul FLOPs ÷ median time)")
     ax.set_title(f"LSTM throughput against this machine's matmul peak ({records[0].device}, {records[0].threads} threads)")
@@ -765,7 +741,7 @@ def render_timing(records: Sequence[TimingRecord]) -> None:
     """Show a panel result: the log-log plot and the ratio table (ratios to nn.LSTM when it ran)."""
     import matplotlib.pyplot as plt
 
-    from helpers.timing import plot_timings, ratio_table
+    from helpers.timing import ratio_table
 
     impls = list(dict.fromkeys(r.implementation for r in records))
     baseline = BASELINE if BASELINE in impls else impls[0]

@@ -201,6 +201,22 @@ def fit_loglog_slope(sizes: Sequence[float], times: Sequence[float]) -> float:
     return float(slope)
 
 
+def label_measured_sizes(ax, sizes: Sequence[int]) -> None:
+    """Label a log x-axis at the sizes that were measured, written out, with no overlapping minor labels.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> _, ax = plt.subplots(); ax.set_xscale("log"); label_measured_sizes(ax, [16, 64, 16])
+        >>> [t.get_text() for t in ax.get_xticklabels()]
+        ['16', '64']
+    """
+    from matplotlib.ticker import NullFormatter
+
+    measured = sorted(set(sizes))
+    ax.set_xticks(measured, [str(s) for s in measured])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=None, fit: bool = True):
     """Log-log plot of median time against size, one line per implementation and mode, IQR as error bars.
 
@@ -214,7 +230,6 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
         The ``Axes``.
     """
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     if not records:
         raise LabInputError("no timing records to plot; run time_implementations first.")
@@ -230,10 +245,7 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
         ax.errorbar(xs, [y * 1e3 for y in ys], yerr=[e * 1e3 / 2 for e in errs], marker="o", capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    # label the sizes that were measured, not log-scale minor ticks that overlap
-    sizes = sorted({r.size for r in records})
-    ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    label_measured_sizes(ax, [r.size for r in records])
     ax.set_xlabel(size_label)
     ax.set_ylabel("median time per call (ms)")
     threads = records[0].threads
