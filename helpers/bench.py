@@ -26,7 +26,7 @@ import torch
 
 from helpers.device import cpu_name, pick_device
 from helpers.reference import REFERENCE_DIR
-from helpers.timing import Experiment, run_experiment
+from helpers.timing import Experiment, TimingRecord, run_experiment
 from helpers.validation import LabInputError
 
 EXPERIMENT_MODULES = ("helpers.timedist", "helpers.lstm_variants", "helpers.autograd_loops", "helpers.cells",
@@ -102,6 +102,41 @@ def run_bench(experiments: Sequence[Experiment], device: str, threads: int, min_
             "records": [r.as_dict() for r in records]}
         print(f"    done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     return document
+
+
+def bench_record(out: str | os.PathLike | None, name: str, records: Sequence[TimingRecord], *, size_name: str,
+                 baseline: str, fixed: dict | None = None) -> None:
+    """Hand a notebook's timing records to ``make bench``; does nothing when ``out`` is None.
+
+    ``make bench`` executes each notebook with ``BENCH_OUT`` set in its parameters cell, so the figures it
+    records come from the code the notebook shows. Each call appends one JSON line to ``out``.
+
+    Args:
+        out: the notebook's ``BENCH_OUT`` (None during a lesson: nothing is written).
+        name: a stable experiment name, ``"nb0N.what"``; reference files are keyed by it.
+        records: ``TimingRecord`` s from ``helpers.timing``.
+        size_name: the swept size's label, e.g. ``"sequence length T"``.
+        baseline: the implementation ratios are taken against.
+        fixed: the other sizes (batch, width, ...).
+
+    Example:
+        >>> bench_record(None, "nb00.demo", [], size_name="T", baseline="loop")  # a lesson run: no file
+    """
+    if out is None:
+        return
+    if not re.fullmatch(r"nb\d\d\.[A-Za-z0-9_.-]+", str(name)):
+        raise LabInputError(f"experiment name must look like 'nb01.length_sweep'; got {name!r}.")
+    records = list(records)
+    if not records or not all(isinstance(r, TimingRecord) for r in records):
+        raise LabInputError(f"{name}: records must be a non-empty list of helpers.timing.TimingRecord.")
+    if baseline not in {r.implementation for r in records}:
+        raise LabInputError(f"{name}: baseline {baseline!r} is not among the timed implementations "
+                            f"{sorted({r.implementation for r in records})}.")
+    entry = {"name": name, "size_name": size_name, "baseline": baseline,
+             "sizes": sorted({r.size for r in records}), "fixed": dict(fixed or {}),
+             "modes": sorted({r.mode for r in records}), "records": [r.as_dict() for r in records]}
+    with open(out, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
 def default_output(meta: dict) -> Path:

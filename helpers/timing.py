@@ -82,6 +82,43 @@ def time_callable(fn: Callable[[], object], threads: int = 2, min_run_time: floa
     return measurement.median, iqr, len(measurement.times)
 
 
+def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7, threads: int = 1,
+                        min_run_time: float = 0.02) -> dict[str, float]:
+    """Median time of each callable over ``rounds`` interleaved rounds (a, b, c, a, b, c, ...).
+
+    A stall on a busy machine then hits one round of every callable alike instead of all of one callable's
+    measurement, so ratios between them are stable enough for a checked verdict.
+
+    Args:
+        fns: ``{name: zero-argument callable}``, e.g. the notebook's own loop and reshape.
+        rounds: how many rounds; each callable is timed once per round.
+        threads: intra-op threads during every measurement (1 where per-step overhead is compared).
+        min_run_time: seconds of measurement per callable per round.
+
+    Returns:
+        ``{name: median seconds per call}`` over the rounds.
+
+    Example:
+        >>> medians = interleaved_medians({"small": lambda: torch.ones(10).sum(),
+        ...                                "large": lambda: torch.ones(10**6).sum()}, rounds=3, min_run_time=0.01)
+        >>> medians["large"] > medians["small"]
+        True
+    """
+    if not fns:
+        raise LabInputError("fns is empty: pass at least one {name: callable}.")
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise LabInputError(f"fns[{name!r}] must be a zero-argument callable; got {type(fn).__name__}.")
+    require_positive_int(rounds, "rounds", maximum=1000)
+    if not (isinstance(min_run_time, (int, float)) and math.isfinite(min_run_time) and 0 < min_run_time <= 60):
+        raise LabInputError(f"min_run_time must be a number of seconds in (0, 60]; got {min_run_time!r}.")
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
+    return {name: float(np.median(times)) for name, times in samples.items()}
+
+
 class _Progress:
     """A progress bar in a notebook (ipywidgets) or a line on stderr; silent for short runs."""
 
