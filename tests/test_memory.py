@@ -70,3 +70,70 @@ def test_live_tracker_ignores_storages_alive_anyway():
         c = (w * w).sum()  # saves w twice
         assert held.live_bytes == 0 and held.ignored_bytes == 20
     del c
+
+
+def test_allocated_counts_new_storages_until_freed():
+    from helpers.memory import track_allocated
+
+    existing = torch.ones(1000)
+    with track_allocated() as mem:
+        doubled = existing * 2                   # 4,000 new bytes
+        view = doubled.view(10, 100)             # a view: no new storage
+        part = existing[:10]                     # a view of a tensor from before the block: not counted
+        assert mem.live_bytes == 4000 and mem.allocations == 1
+        del doubled
+        assert mem.live_bytes == 4000            # the view keeps the storage alive
+        del view
+        assert mem.live_bytes == 0 and mem.peak_bytes == 4000
+    assert part.numel() == 10
+
+
+def test_allocated_sees_backward_and_its_peak():
+    from helpers.memory import track_allocated
+
+    w = torch.randn(64, 64, requires_grad=True)
+    x = torch.randn(32, 64)
+    with track_allocated() as mem:
+        loss = torch.tanh(x @ w).sum()           # x @ w and its tanh: 8 KiB each
+        forward_peak = mem.peak_bytes
+        loss.backward()                          # adds gradient buffers, w.grad (16 KiB) stays
+    assert forward_peak >= 2 * 32 * 64 * 4
+    assert mem.peak_bytes > forward_peak
+    assert mem.live_bytes >= 64 * 64 * 4         # w.grad
+    w.grad = None
+    del loss
+    assert mem.live_bytes < 64 * 64 * 4
+
+
+def test_allocated_peak_shrinks_with_checkpointing():
+    from torch.utils.checkpoint import checkpoint
+
+    from helpers.memory import track_allocated
+
+    torch.manual_seed(0)
+    cell, xs = torch.nn.RNNCell(4, 64), torch.randn(32, 16, 4)
+
+    def run(h, chunk):
+        for x_t in chunk:
+            h = cell(x_t, h)
+        return h
+
+    def full():
+        h = torch.zeros(16, 64)
+        for x_t in xs:
+            h = cell(x_t, h)
+        h.sum().backward()
+
+    def chunked():
+        h = torch.zeros(16, 64)
+        for start in range(0, 32, 8):
+            h = checkpoint(run, h, xs[start:start + 8], use_reentrant=False)
+        h.sum().backward()
+
+    peaks = []
+    for fn in (full, chunked):
+        cell.zero_grad(set_to_none=True)
+        with track_allocated() as mem:
+            fn()
+        peaks.append(mem.peak_bytes)
+    assert peaks[1] < 0.6 * peaks[0]
