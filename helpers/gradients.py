@@ -197,3 +197,62 @@ def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Te
                                     bool(got.dtype == ref.dtype and torch.equal(got, ref.to(got.device))),
                                     bool(torch.allclose(got.double(), ref.double().to(got.device), atol=atol, rtol=rtol))))
     return GradientComparison(tuple(rows), baseline, atol, rtol)
+
+
+def collect_gradients(model: nn.Module, backward: Callable[[], object]) -> dict[str, torch.Tensor]:
+    """Zero ``model``'s gradients, run ``backward()`` (any code that calls ``.backward()``), return copies of them.
+
+    Use it to compare the gradients that different training loops leave in ``.grad`` (one backward, a
+    backward per step, truncated windows, checkpointing) on the same model and data.
+
+    Args:
+        model: the module whose parameters' ``.grad`` are read.
+        backward: a zero-argument callable, e.g. ``lambda: full_bptt(model, x, y)``.
+
+    Returns:
+        ``{parameter name: gradient}`` for every parameter that received one (copies).
+
+    Example:
+        >>> layer = nn.Linear(2, 1)
+        >>> grads = collect_gradients(layer, lambda: layer(torch.ones(4, 2)).sum().backward())
+        >>> grads["bias"]
+        tensor([4.])
+    """
+    if not isinstance(model, nn.Module):
+        raise LabInputError(f"model must be an nn.Module; got {type(model).__name__}.")
+    if not callable(backward):
+        raise LabInputError(f"backward must be a zero-argument callable (e.g. lambda: loss_fn().backward()); "
+                            f"got {type(backward).__name__}.")
+    model.zero_grad(set_to_none=True)
+    backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    if not grads:
+        raise LabInputError("no parameter received a gradient: did the callable call .backward() on a loss "
+                            "computed with this model?")
+    return grads
+
+
+def relative_error(grads: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]) -> float:
+    """``‖grads − reference‖ / ‖reference‖`` over all parameters together (L2, in float64); 0 means identical.
+
+    Args:
+        grads: ``{name: gradient}``, e.g. from ``collect_gradients``.
+        reference: the same names, e.g. full BPTT's gradients.
+
+    Returns:
+        The relative L2 error (a float; 0.1 means the difference is 10% of the reference's size).
+
+    Example:
+        >>> relative_error({"w": torch.tensor([1.0, 1.0])}, {"w": torch.tensor([1.0, 0.0])})
+        1.0
+    """
+    if set(grads) != set(reference):
+        raise LabInputError(f"gradient names differ: only in grads {sorted(set(grads) - set(reference))}, "
+                            f"only in reference {sorted(set(reference) - set(grads))}.")
+    for name in reference:
+        if grads[name].shape != reference[name].shape:
+            raise LabInputError(f"{name}: shape {tuple(grads[name].shape)} but the reference has "
+                                f"{tuple(reference[name].shape)}.")
+    diff = sum(float((grads[k].double() - reference[k].double().to(grads[k].device)).pow(2).sum()) for k in reference)
+    norm = sum(float(reference[k].double().pow(2).sum()) for k in reference)
+    return (diff / norm) ** 0.5 if norm > 0 else diff ** 0.5

@@ -122,3 +122,44 @@ def test_table_and_plot():
 def test_default_loss_is_the_same_function_in_float32_and_float64():
     out = torch.randn(4, 3)
     assert torch.allclose(default_loss(out).double(), default_loss(out.double()), atol=1e-5)
+
+
+def test_collect_gradients_zeroes_first_and_copies():
+    from helpers.gradients import collect_gradients
+
+    layer = nn.Linear(3, 1)
+    first = collect_gradients(layer, lambda: layer(torch.ones(2, 3)).sum().backward())
+    again = collect_gradients(layer, lambda: layer(torch.ones(2, 3)).sum().backward())
+    assert torch.equal(first["bias"], torch.tensor([2.0])) and torch.equal(again["bias"], first["bias"])  # not 4
+    layer.bias.grad.add_(100.0)
+    assert torch.equal(first["bias"], torch.tensor([2.0]))  # a copy, not the live .grad
+
+
+def test_collect_gradients_explains_a_callable_without_backward():
+    from helpers.gradients import collect_gradients
+
+    layer = nn.Linear(3, 1)
+    with pytest.raises(LabInputError, match="no parameter received a gradient"):
+        collect_gradients(layer, lambda: layer(torch.ones(2, 3)))
+    with pytest.raises(LabInputError, match="zero-argument callable"):
+        collect_gradients(layer, "backward")
+    with pytest.raises(LabInputError, match="nn.Module"):
+        collect_gradients(lambda x: x, lambda: None)
+
+
+def test_relative_error_is_the_l2_norm_over_all_parameters():
+    from helpers.gradients import relative_error
+
+    reference = {"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([4.0])}          # norm 5
+    assert relative_error(reference, reference) == 0.0
+    assert relative_error({"a": torch.tensor([3.0, 0.0]), "b": torch.tensor([4.5])}, reference) == pytest.approx(0.1)
+    assert relative_error({"a": torch.zeros(2), "b": torch.zeros(1)}, reference) == pytest.approx(1.0)
+
+
+def test_relative_error_refuses_mismatched_gradients():
+    from helpers.gradients import relative_error
+
+    with pytest.raises(LabInputError, match="only in grads"):
+        relative_error({"a": torch.ones(1), "c": torch.ones(1)}, {"a": torch.ones(1)})
+    with pytest.raises(LabInputError, match="shape"):
+        relative_error({"a": torch.ones(2)}, {"a": torch.ones(3)})

@@ -123,3 +123,38 @@ def test_plot_labels_the_measured_sizes_only():
     assert list(ax.get_xticks()) == [8, 64, 512]
     assert all(label.get_text() == "" for label in ax.get_xaxis().get_minorticklabels())
     assert "2 threads" in ax.get_title()
+
+
+def test_interleaved_records_label_the_mode_and_count_rounds():
+    calls = []
+
+    def step():
+        calls.append(1)
+        return torch.ones(8).sum()
+
+    records = timing.interleaved_records({"a": step, "b": lambda: torch.ones(8).sum()}, size=8,
+                                         mode="forward+backward", rounds=3, min_run_time=0.005)
+    assert [(r.implementation, r.size, r.mode, r.runs, r.threads, r.device) for r in records] == [
+        ("a", 8, "forward+backward", 3, 1, "cpu"), ("b", 8, "forward+backward", 3, 1, "cpu")]
+    assert all(r.median_s > 0 and r.iqr_s >= 0 for r in records)
+    assert len(calls) >= 6  # each round warms up and measures
+
+
+def test_interleaved_records_rank_more_work_slower(retry_timing):
+    records = retry_timing(
+        lambda: timing.interleaved_records({"small": lambda: torch.ones(64).tanh(),
+                                            "large": lambda: sum(torch.ones(64).tanh() for _ in range(50))},
+                                           size=64, mode="forward", rounds=3, min_run_time=0.01),
+        lambda rs: rs[1].median_s > 5 * rs[0].median_s)
+    assert records[1].implementation == "large"
+
+
+def test_interleaved_records_refuse_bad_input():
+    with pytest.raises(LabInputError, match="mode"):
+        timing.interleaved_records({"a": lambda: None}, size=8, mode="backward")
+    with pytest.raises(LabInputError, match="empty"):
+        timing.interleaved_records({}, size=8, mode="forward")
+    with pytest.raises(LabInputError, match="callable"):
+        timing.interleaved_records({"a": 3}, size=8, mode="forward")
+    with pytest.raises(LabInputError, match="size"):
+        timing.interleaved_records({"a": lambda: None}, size=0, mode="forward")
