@@ -1,198 +1,172 @@
-"""Autograd through loops: checked against analytic derivatives, one backward over the summed loss, and big batches."""
 import pytest
 import torch
+from torch import nn
 
-from helpers.autograd_loops import (backward_step_executions, grads_after_repeated_backward,
-                                    loop_graph_loss, loop_graph_view, loop_sum_gradients, loop_sum_loss,
-                                    make_graph_panel, micro_batch_gradients, per_step_backward,
-                                    per_step_experiment, per_step_without_retain_graph, standard_experiments,
-                                    retain_graph_with_optimizer_step, rnn_setup, running_loss_growth,
-                                    trace_per_step_training, while_loop_gradient)
-from helpers.exercises import check_raises
-from helpers.graphs import GraphView, graph_stats
-from helpers.tbptt import full_bptt_gradients, sequence_loss
-from helpers.timing import run_experiment
+from helpers.autograd_loops import (AnomalyReport, BackwardCall, anomaly_report, backward_calls,
+                                    check_sliding_window_training)
 from helpers.validation import LabInputError
 
 
-def test_loop_sum_keeps_every_iteration():
-    result = loop_sum_gradients(2.0, 3)
-    assert result.loop == 12.0 and result.stacked == 12.0 and result.last_only == 4.0
-    for x_value, n in ((0.5, 1), (-1.5, 5)):
-        r = loop_sum_gradients(x_value, n)
-        assert r.loop == pytest.approx(n * 2 * x_value) == r.stacked
-        assert r.last_only == pytest.approx(2 * x_value)
-    with pytest.raises(LabInputError):
-        loop_sum_gradients(2.0, 0)
+class TinyCellModel(nn.Module):
+    """A stand-in for the notebook's SimpleRNN: one tanh per step, a linear read-out."""
+
+    def __init__(self, hidden=4):
+        super().__init__()
+        self.i2h = nn.Linear(1 + hidden, hidden)
+        self.h2o = nn.Linear(hidden, 1)
+
+    def forward(self, x_t, hidden):
+        hidden = torch.tanh(self.i2h(torch.cat((x_t, hidden), 1)))
+        return self.h2o(hidden), hidden
 
 
-def test_loop_sum_loss_matches_closed_form_and_its_graph_grows():
-    x = torch.tensor(2.0, requires_grad=True)
-    assert loop_sum_loss(x, 3).item() == 3 * 4 + 0 + 1 + 2
-    assert graph_stats(loop_sum_loss(x, 4)).nodes > graph_stats(loop_sum_loss(x, 2)).nodes
+def _zero(model, inputs):
+    return torch.zeros(inputs.shape[1], model.i2h.out_features)
 
 
-def test_while_loop_gradient_matches_analytic_and_torch_pow():
-    for x_value, limit in ((1.5, 10.0), (1.1, 3.0), (3.0, 100.0)):
-        r = while_loop_gradient(x_value, limit)
-        assert r.value >= limit and r.value / x_value < limit  # the loop stopped at the first value past the limit
-        assert r.autograd == pytest.approx(r.analytic, rel=1e-12)
-        x = torch.tensor(x_value, dtype=torch.float64, requires_grad=True)
-        (x ** (r.steps + 1)).backward()
-        assert r.autograd == pytest.approx(float(x.grad), rel=1e-12)
-    assert while_loop_gradient(1.5, 2.0).steps < while_loop_gradient(1.5, 20.0).steps
-    with pytest.raises(LabInputError, match="above 1"):
-        while_loop_gradient(0.9)
-    with pytest.raises(LabInputError, match="limit"):
-        while_loop_gradient(1.0 + 1e-9, 1e6)
+def _data(steps=8):
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(steps, 2, 1, generator=gen), torch.randn(steps, 2, 1, generator=gen)
 
 
-def test_per_step_backward_with_retain_graph_equals_one_backward():
-    model, x, y = rnn_setup(batch=3, length=7, dtype=torch.float64)
-    per_step = per_step_backward(model, x, y, retain_graph=True)
-    full = full_bptt_gradients(model, x, y)
-    assert set(per_step) == set(full)
-    for name in full:
-        assert torch.allclose(per_step[name], full[name], atol=1e-12), name
+def sliding_window(model, inputs, targets, optimizer, reach):  # a right answer
+    starts = [_zero(model, inputs)]
+    for t in range(len(inputs)):
+        first = max(0, t + 1 - reach)
+        hidden = starts[first]
+        for i in range(first, t + 1):
+            output, hidden = model(inputs[i], hidden)
+        optimizer.zero_grad()
+        torch.mean((output - targets[t]) ** 2).backward()
+        optimizer.step()
+        starts.append(hidden.detach())
 
 
-def test_the_two_failing_loops_raise_pytorchs_own_errors():
-    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
-        retain_graph_with_optimizer_step()
-    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
-        per_step_without_retain_graph()
-    assert check_raises(retain_graph_with_optimizer_step, RuntimeError, match="inplace").passed
-    assert check_raises(per_step_without_retain_graph, RuntimeError, match="second time").passed
-    # one step only: nothing earlier to reach, so neither fails
-    model, x, y = rnn_setup(length=1)
-    per_step_backward(model, x, y, retain_graph=False)
-    with pytest.raises(LabInputError, match="targets"):
-        per_step_backward(model, x, y[:, :0], retain_graph=True)
+def article_loop(model, inputs, targets, optimizer, reach):  # crashes: the in-place error
+    hidden = _zero(model, inputs)
+    for x_t, y_t in zip(inputs, targets):
+        optimizer.zero_grad()
+        output, hidden = model(x_t, hidden)
+        torch.mean((output - y_t) ** 2).backward(retain_graph=True)
+        optimizer.step()
 
 
-def test_trace_reports_versions_and_first_failing_step():
-    trace = trace_per_step_training(steps=5)
-    assert trace.failed_at_step is not None and trace.failed_at_step >= 1
-    assert "inplace" in str(trace.error)
-    versions = trace.weight_hh_versions
-    assert len(versions) == trace.failed_at_step + 1
-    assert list(versions) == sorted(versions) and versions[-1] > versions[0]  # each optimizer.step() bumps it
-    assert "failed at step" in str(trace)
-    # the stale saved weight is the one an earlier step used, with the version it had then
-    assert trace.stale_step is not None and trace.stale_step < trace.failed_at_step
-    assert f"expected version {versions[trace.stale_step]}" in str(trace.error)
-    assert trace_per_step_training(steps=1).stale_step is None
-    one = trace_per_step_training(steps=1)
-    assert one.failed_at_step is None and one.error is None and "ran all steps" in str(one)
+def detach_every_step(model, inputs, targets, optimizer, reach):  # runs, but reaches one step only
+    hidden = _zero(model, inputs)
+    for x_t, y_t in zip(inputs, targets):
+        output, hidden = model(x_t, hidden.detach())
+        optimizer.zero_grad()
+        torch.mean((output - y_t) ** 2).backward()
+        optimizer.step()
 
 
-def test_backward_work_is_quadratic_per_step_and_linear_once():
-    for n in (1, 4, 9):
-        assert backward_step_executions(n, per_step=False) == n
-        assert backward_step_executions(n, per_step=True) == n * (n + 1) // 2
+def retained_without_update(model, inputs, targets, optimizer, reach):  # reaches back with retain_graph
+    hidden = _zero(model, inputs)
+    for x_t, y_t in zip(inputs, targets):
+        output, hidden = model(x_t, hidden)
+        torch.mean((output - y_t) ** 2).backward(retain_graph=True)
+    for _ in inputs:
+        optimizer.step()
 
 
-def test_per_step_backward_time_grows_faster_than_single_backward(retry_timing):
-    exp = per_step_experiment(sizes=(8, 32))
-
-    def growth():
-        records = run_experiment(exp, min_run_time=0.05, threads=1, progress=False)
-        t = {(r.implementation, r.size): r.median_s for r in records}
-        single = t["single backward", 32] / t["single backward", 8]
-        per_step = t["per-step retain_graph", 32] / t["per-step retain_graph", 8]
-        return single, per_step
-
-    # work grows 4x for one backward and ~15x per step; a generous margin for a loaded machine
-    retry_timing(growth, lambda g: g[1] > 1.5 * g[0])
-    with pytest.raises(LabInputError):
-        per_step_experiment(sizes=(0,))
+def one_update_per_window(model, inputs, targets, optimizer, reach):  # truncated BPTT: too few updates
+    hidden = _zero(model, inputs)
+    for start in range(0, len(inputs), reach):
+        hidden, loss = hidden.detach(), 0
+        for x_t, y_t in zip(inputs[start:start + reach], targets[start:start + reach]):
+            output, hidden = model(x_t, hidden)
+            loss = loss + torch.mean((output - y_t) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
 
 
-def test_gradients_accumulate_until_zeroed():
-    assert grads_after_repeated_backward(3, 2.0) == [4.0, 8.0, 12.0]
-    assert grads_after_repeated_backward(2, -1.0) == [-2.0, -4.0]
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+def test_backward_calls_record_retain_graph_and_restore_autograd():
+    original = torch.autograd.backward
+    w = torch.ones(2, requires_grad=True)
+    with backward_calls() as calls:
+        (w * w).sum().backward(retain_graph=True)
+        (w * 3).sum().backward()
+        torch.autograd.backward((w * w).sum(), create_graph=True)
+    assert calls == [BackwardCall(True, False), BackwardCall(False, False), BackwardCall(True, True)]
+    assert torch.autograd.backward is original
+    w.grad = None  # break the cycle create_graph made
 
 
-def test_micro_batches_equal_the_big_batch_only_with_scaling():
-    model, x, y = rnn_setup(batch=8, length=5, dtype=torch.float64)
-    model.zero_grad()
-    sequence_loss(model, x, y).backward()
-    big = {n: p.grad.clone() for n, p in model.named_parameters()}
-    for parts in (2, 4, 8):
-        scaled = micro_batch_gradients(model, x, y, parts)
-        unscaled = micro_batch_gradients(model, x, y, parts, scale=False)
-        for name in big:
-            assert torch.allclose(scaled[name], big[name], atol=1e-12), (parts, name)
-            assert torch.allclose(unscaled[name], parts * big[name], atol=1e-12), (parts, name)
-    with pytest.raises(LabInputError, match="does not divide"):
-        micro_batch_gradients(model, x, y, 3)
+def test_backward_calls_restore_autograd_after_an_error():
+    original = torch.autograd.backward
+    w = torch.ones(2, requires_grad=True)
+    y = (w * w).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        with backward_calls() as calls:
+            y.backward()
+    assert len(calls) == 1 and torch.autograd.backward is original
 
 
-def test_running_total_loss_keeps_graphs_alive_only_as_a_tensor():
-    steps = 5
-    tensor_eval = running_loss_growth(steps, "tensor", train=False, length=6)
-    bytes_eval = [r.live_saved_bytes for r in tensor_eval]
-    nodes = [r.graph_nodes for r in tensor_eval]
-    assert all(b2 > b1 for b1, b2 in zip(bytes_eval, bytes_eval[1:]))  # every iteration adds its activations
-    assert bytes_eval[-1] == pytest.approx(steps * bytes_eval[0], rel=0.05)
-    assert all(n2 > n1 for n1, n2 in zip(nodes, nodes[1:]))
-    tensor_train = running_loss_growth(steps, "tensor", train=True, length=6)
-    assert all(r.live_saved_bytes == 0 for r in tensor_train)  # backward freed the saved tensors ...
-    assert [r.graph_nodes for r in tensor_train] == nodes       # ... but the nodes stay reachable
-    for mode in ("item", "detach"):
-        for train in (True, False):
-            rows = running_loss_growth(steps, mode, train=train, length=6)
-            assert all(r.graph_nodes == 0 and r.live_saved_bytes == 0 for r in rows), (mode, train)
-    with pytest.raises(LabInputError, match="mode"):
-        running_loss_growth(2, "float")
+def test_anomaly_report_names_the_node_and_the_learners_line():
+    torch.manual_seed(0)
+    model, (inputs, targets) = TinyCellModel(), _data(4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    report = anomaly_report(lambda: article_loop(model, inputs, targets, optimizer, 1))
+    assert "modified by an inplace operation" in report.error
+    assert report.failed_node == "AddmmBackward0"
+    assert report.forward_lines[-1] == "hidden = torch.tanh(self.i2h(torch.cat((x_t, hidden), 1)))"
+    assert not any("pytest" in line or "pluggy" in line for line in report.forward_lines)  # the caller's frames
+    assert "backward node that failed: AddmmBackward0" in str(report)
 
 
-def test_loop_graph_grows_with_iterations_and_is_cut_by_detach():
-    nodes = {n: graph_stats(loop_graph_loss(n)[0]).nodes for n in range(1, 7)}
-    step = nodes[2] - nodes[1]
-    assert step > 0 and all(nodes[n + 1] - nodes[n] == step for n in range(1, 6))
-    for k in (1, 2, 3):
-        for n in range(1, 7):
-            last_window = n - k * ((n - 1) // k)
-            assert graph_stats(loop_graph_loss(n, k)[0]).nodes == nodes[last_window], (n, k)
-    loss, params = loop_graph_loss(3)
-    loss.backward()
-    assert params["x"].grad is not None and params["w"].grad is not None
-    with pytest.raises(LabInputError, match="detach_every"):
-        loop_graph_loss(3, -1)
+def test_anomaly_report_without_an_error():
+    report = anomaly_report(lambda: (torch.ones(2, requires_grad=True) * 2).sum().backward())
+    assert report == AnomalyReport(None, None, ())
+    assert "without an error" in str(report)
+    assert not torch.is_anomaly_enabled()
 
 
-def test_loop_graph_view_and_panel():
-    view = loop_graph_view(3, 0)
-    assert isinstance(view, GraphView) and view.png[:4] == b"\x89PNG"
-    panel = make_graph_panel()
-    grown = panel.set(iterations=6, detach_every=0).run()
-    cut = panel.set(detach_every=2).run()
-    small = panel.set(iterations=1, detach_every=0).run()
-    assert small.stats.nodes < cut.stats.nodes < grown.stats.nodes
-    with pytest.raises(LabInputError):
-        panel.set(iterations=7)
+def test_anomaly_report_refuses_a_non_callable():
+    with pytest.raises(LabInputError, match="callable"):
+        anomaly_report(3)
 
 
-def test_plot_running_loss_has_labelled_axes():
-    import matplotlib.pyplot as plt
-
-    from helpers.autograd_loops import plot_running_loss
-
-    fig = plot_running_loss({"tensor": running_loss_growth(2, length=3), "item": running_loss_growth(2, "item", length=3)})
-    for ax in fig.axes:
-        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
-        assert len(ax.get_lines()) == 2
-    plt.close(fig)
-    with pytest.raises(LabInputError):
-        plot_running_loss({})
+def test_sliding_window_check_accepts_a_right_answer_and_waits_for_one():
+    inputs, targets = _data(8)
+    result = check_sliding_window_training(sliding_window, TinyCellModel, inputs, targets, reach=3)
+    assert result.passed, result
+    assert "21 in total" in result.message  # 1 + 2 + 3 * 6
+    waiting = check_sliding_window_training(None, TinyCellModel, inputs, targets, reach=3)
+    assert not waiting.passed and not waiting.answered and "⏳" in repr(waiting)
 
 
-def test_standard_experiments_for_bench():
-    from helpers.bench import collect_experiments
+@pytest.mark.parametrize("wrong, says", [
+    (article_loop, "raised RuntimeError: one of the variables needed for gradient computation"),
+    (detach_every_step, "walked 8 steps in total; a reach of 3 over 8 steps walks 21"),
+    (retained_without_update, "retain_graph=True"),
+    (one_update_per_window, "optimizer.step() ran 3 times"),
+    (lambda model, inputs, targets, optimizer, reach: None, "optimizer.step() ran 0 times"),
+    (lambda model, inputs, targets, optimizer: None, "raised TypeError"),
+    (3, "expected a function"),
+])
+def test_sliding_window_check_catches_wrong_answers(wrong, says):
+    inputs, targets = _data(8)
+    result = check_sliding_window_training(wrong, TinyCellModel, inputs, targets, reach=3)
+    assert not result.passed and result.answered is True
+    assert says in result.message, result.message
 
-    notebook = collect_experiments("notebook", modules=["helpers.autograd_loops"])
-    assert [e.name for e in notebook] == ["nb03.per_step_backward"]
-    assert max(standard_experiments("reference")[0].sizes) > max(notebook[0].sizes)
-    with pytest.raises(LabInputError, match="scale"):
-        standard_experiments("huge")
+
+def test_sliding_window_check_catches_updates_that_change_nothing():
+    def zeroed_before_the_step(model, inputs, targets, optimizer, reach):
+        hidden = _zero(model, inputs)
+        for x_t, y_t in zip(inputs, targets):
+            output, hidden = model(x_t, hidden.detach())
+            torch.mean((output - y_t) ** 2).backward()
+            optimizer.zero_grad()
+            optimizer.step()
+
+    result = check_sliding_window_training(zeroed_before_the_step, TinyCellModel, *_data(4), reach=1)
+    assert not result.passed and "did not change" in result.message
+
+
+def test_sliding_window_check_refuses_a_bad_reach():
+    with pytest.raises(LabInputError, match="reach"):
+        check_sliding_window_training(sliding_window, TinyCellModel, *_data(4), reach=0)
