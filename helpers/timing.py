@@ -119,46 +119,6 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
     return {name: float(np.median(times)) for name, times in samples.items()}
 
 
-def interleaved_records(fns: Mapping[str, Callable[[], object]], size: int, mode: str, rounds: int = 7,
-                        threads: int = 1, min_run_time: float = 0.02, device: str = "cpu") -> list[TimingRecord]:
-    """``interleaved_medians`` as ``TimingRecord`` s (for tables, ``bench_record`` and plots), IQR over the rounds.
-
-    Args:
-        fns: ``{implementation: zero-argument callable}``, all at one ``size``.
-        size: the swept size these callables were built for (e.g. the sequence length).
-        mode: what each callable runs, one of ``MODES``; a callable that calls ``backward()`` itself is
-            ``"forward+backward"``.
-        rounds, threads, min_run_time: as for ``interleaved_medians``.
-        device: where the callables' tensors live (recorded, not changed).
-
-    Returns:
-        One ``TimingRecord`` per implementation; ``median_s`` is the median over rounds, ``iqr_s`` their IQR.
-
-    Example:
-        >>> records = interleaved_records({"sum": lambda: torch.ones(10).sum()}, size=10, mode="forward",
-        ...                               rounds=3, min_run_time=0.01)
-        >>> [(r.implementation, r.size, r.mode, r.runs) for r in records]
-        [('sum', 10, 'forward', 3)]
-    """
-    require_choice(mode, "mode", MODES)
-    require_positive_int(size, "size")
-    if not fns:
-        raise LabInputError("fns is empty: pass at least one {name: callable}.")
-    for name, fn in fns.items():
-        if not callable(fn):
-            raise LabInputError(f"fns[{name!r}] must be a zero-argument callable; got {type(fn).__name__}.")
-    require_positive_int(rounds, "rounds", maximum=1000)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
-    records = []
-    for name, times in samples.items():
-        q1, median, q3 = np.percentile(times, [25, 50, 75])
-        records.append(TimingRecord(name, size, mode, float(median), float(q3 - q1), rounds, threads, str(device)))
-    return records
-
-
 class _Progress:
     """A progress bar in a notebook (ipywidgets) or a line on stderr; silent for short runs."""
 
@@ -373,4 +333,44 @@ def run_experiment(experiment: Experiment, device: str = "cpu", threads: int = 2
     for mode in experiment.modes:
         records += time_implementations(experiment.builders, experiment.sizes, mode, device, threads,
                                         min_run_time, progress)
+    return records
+
+
+def interleaved_records(fns: Mapping[str, Callable[[], object]], size: int, mode: str, rounds: int = 7,
+                        threads: int = 1, min_run_time: float = 0.02, device: str = "cpu") -> list[TimingRecord]:
+    """``interleaved_medians`` as ``TimingRecord`` s (for tables, ``bench_record`` and plots), IQR over the rounds.
+
+    Args:
+        fns: ``{implementation: zero-argument callable}``, all at one ``size``.
+        size: the swept size these callables were built for (e.g. the sequence length).
+        mode: what each callable runs, one of ``MODES``; a callable that calls ``backward()`` itself is
+            ``"forward+backward"``.
+        rounds, threads, min_run_time: as for ``interleaved_medians``.
+        device: where the callables' tensors live (recorded, not changed).
+
+    Returns:
+        One ``TimingRecord`` per implementation; ``median_s`` is the median over rounds, ``iqr_s`` their IQR.
+
+    Example:
+        >>> records = interleaved_records({"sum": lambda: torch.ones(10).sum()}, size=10, mode="forward",
+        ...                               rounds=3, min_run_time=0.01)
+        >>> [(r.implementation, r.size, r.mode, r.runs) for r in records]
+        [('sum', 10, 'forward', 3)]
+    """
+    require_choice(mode, "mode", MODES)
+    require_positive_int(size, "size")
+    if not fns:
+        raise LabInputError("fns is empty: pass at least one {name: callable}.")
+    for name, fn in fns.items():
+        if not callable(fn):
+            raise LabInputError(f"fns[{name!r}] must be a zero-argument callable; got {type(fn).__name__}.")
+    require_positive_int(rounds, "rounds", maximum=1000)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
+    records = []
+    for name, times in samples.items():
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        records.append(TimingRecord(name, size, mode, float(median), float(q3 - q1), rounds, threads, str(device)))
     return records
