@@ -17,7 +17,7 @@ import torch
 
 from helpers.exercises import CheckResult
 from helpers.ops import count_ops
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, require_tensor
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,14 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
                            f"got {type(fn).__name__}.")
     if isinstance(reach, bool) or not isinstance(reach, int) or reach < 1:
         raise LabInputError(f"reach must be a positive integer; got {reach!r}.")
+    if not callable(make_model) or isinstance(make_model, torch.nn.Module):
+        raise LabInputError(f"make_model must be a function that builds a fresh model, e.g. lambda: SimpleRNN(1, 8); "
+                            f"got {type(make_model).__name__}" + (" (a model itself)." if callable(make_model) else "."))
+    require_tensor(inputs, "inputs", ndim=3, layout="(time, batch, features)")
+    require_tensor(targets, "targets", ndim=3, layout="(time, batch, features)")
+    if len(inputs) < 1 or len(inputs) != len(targets):
+        raise LabInputError(f"inputs and targets need the same number of time steps (at least 1); "
+                            f"got {len(inputs)} and {len(targets)}.")
     steps = len(inputs)
     model = make_model()
     before = [p.detach().clone() for p in model.parameters()]

@@ -167,6 +167,13 @@ def test_sliding_window_check_catches_updates_that_change_nothing():
     assert not result.passed and "did not change" in result.message
 
 
-def test_sliding_window_check_refuses_a_bad_reach():
+def test_sliding_window_check_refuses_bad_settings():
+    inputs, targets = _data(4)
     with pytest.raises(LabInputError, match="reach"):
-        check_sliding_window_training(sliding_window, TinyCellModel, *_data(4), reach=0)
+        check_sliding_window_training(sliding_window, TinyCellModel, inputs, targets, reach=0)
+    with pytest.raises(LabInputError, match="make_model"):
+        check_sliding_window_training(sliding_window, TinyCellModel(), inputs, targets, reach=2)
+    with pytest.raises(LabInputError, match="3-D"):
+        check_sliding_window_training(sliding_window, TinyCellModel, inputs[0], targets, reach=2)
+    with pytest.raises(LabInputError, match="same number of time steps"):
+        check_sliding_window_training(sliding_window, TinyCellModel, inputs, targets[:2], reach=2)
