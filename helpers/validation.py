@@ -6,6 +6,8 @@ instead of a stack trace from deep inside an operator.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -65,19 +67,145 @@ def require_scalar_loss(value: object, name: str = "loss") -> torch.Tensor:
     return tensor
 
 
-def require_positive_int(value: object, name: str, maximum: int | None = None) -> int:
-    """Check that ``value`` is an int >= 1 (and at most ``maximum`` when given).
+def require_positive_int(value: object, name: str, maximum: int | None = None,
+                         reason: str = "set to keep runs short") -> int:
+    """Check that ``value`` is an integer >= 1 (and at most ``maximum`` when given).
+
+    NumPy integers are accepted; floats (even ``2.0``), bools and strings are refused rather than truncated.
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        maximum: the largest value allowed, or None for no limit.
+        reason: why the limit exists, completing "above the limit of N ...", e.g. "(the data's length)".
+
+    Returns:
+        ``value`` as a Python int.
 
     Example:
         >>> require_positive_int(4, "steps", maximum=8)
         4
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise LabInputError(f"{name} must be a positive integer; got {value!r}.")
+    value = int(value)
     if maximum is not None and value > maximum:
-        raise LabInputError(f"{name}={value} is above the limit of {maximum} set to keep runs short; "
+        raise LabInputError(f"{name}={value} is above the limit of {maximum} {reason}; "
                             f"choose a value up to {maximum}.")
     return value
+
+
+def require_number(value: object, name: str, low: float | None = None, high: float | None = None,
+                   low_inclusive: bool = True, unit: str = "") -> float:
+    """Check that ``value`` is a finite real number within ``[low, high]`` (NaN and infinity refused).
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        low, high: the bounds, or None for none.
+        low_inclusive: whether ``low`` itself is allowed (False for "must be above 0").
+        unit: a word shown after the bounds, e.g. ``"seconds"``.
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> require_number(0.5, "min_run_time", low=0, high=60, low_inclusive=False, unit="seconds")
+        0.5
+    """
+    unit_text = f" {unit}" if unit else ""
+    if low is not None and high is not None:
+        wanted = f"in {'[' if low_inclusive else '('}{low:g}, {high:g}]{unit_text}"
+    elif low is not None:
+        wanted = f"{'at least' if low_inclusive else 'above'} {low:g}{unit_text}"
+    elif high is not None:
+        wanted = f"at most {high:g}{unit_text}"
+    else:
+        wanted = "finite"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise LabInputError(f"{name} must be a number {wanted}; got {type(value).__name__} {value!r}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise LabInputError(f"{name} must be a finite number {wanted}; got {value!r}.")
+    too_low = low is not None and (number < low if low_inclusive else number <= low)
+    if too_low or (high is not None and number > high):
+        raise LabInputError(f"{name} must be {wanted}; got {value!r}.")
+    return number
+
+
+def require_finite(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that a floating-point tensor holds no NaN or infinity (integer tensors always pass).
+
+    A NaN that enters a comparison or a timing silently turns every result into NaN or ``False``;
+    refusing it at the door names where it came from.
+
+    Args:
+        tensor: the tensor to check.
+        name: the argument's name, used in the message.
+
+    Returns:
+        ``tensor`` itself.
+
+    Example:
+        >>> require_finite(torch.ones(2), "x").tolist()
+        [1.0, 1.0]
+    """
+    tensor = require_tensor(tensor, name)
+    if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise LabInputError(f"{name} contains {bad} NaN or infinite value(s) of {tensor.numel()}; results computed "
+                            "from it would be meaningless. Find where they come from (e.g. torch.isnan(x).any()) "
+                            "or pass finite values.")
+    return tensor
+
+
+def require_callable(value: object, name: str, what: str = "a function") -> object:
+    """Check that ``value`` can be called.
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        what: what is expected, e.g. ``"a zero-argument callable (lambda: ...)"``.
+
+    Returns:
+        ``value`` itself.
+
+    Example:
+        >>> require_callable(len, "fn") is len
+        True
+    """
+    if not callable(value):
+        raise LabInputError(f"{name} must be {what}; got {type(value).__name__} {value!r:.60}.")
+    return value
+
+
+def require_sizes(values: object, name: str, maximum: int | None = None, max_count: int = 64,
+                  reason: str = "set to keep runs short") -> list[int]:
+    """Check a non-empty sequence of positive integers (sizes to sweep), each at most ``maximum``.
+
+    Args:
+        values: the candidate sizes, e.g. ``[64, 256, 1024]``.
+        name: the argument's name, used in the message.
+        maximum: the largest size allowed, or None.
+        max_count: the most sizes allowed in one sweep.
+        reason: why ``maximum`` exists, for the message.
+
+    Returns:
+        The sizes as a list of Python ints, in the given order.
+
+    Example:
+        >>> require_sizes((16, 64), "sizes", maximum=1024)
+        [16, 64]
+    """
+    if isinstance(values, (str, bytes, torch.Tensor)) or not isinstance(values, Sequence):
+        raise LabInputError(f"{name} must be a list of positive integers, e.g. [64, 256]; "
+                            f"got {type(values).__name__} {values!r:.60}.")
+    if len(values) == 0:
+        raise LabInputError(f"{name} is empty: pass at least one size, e.g. [64, 256].")
+    if len(values) > max_count:
+        raise LabInputError(f"{name} has {len(values)} entries, above the limit of {max_count} {reason}; "
+                            "sweep fewer sizes.")
+    return [require_positive_int(v, f"{name}[{i}]", maximum, reason) for i, v in enumerate(values)]
 
 
 def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
