@@ -79,7 +79,9 @@ def _where(error: BaseException) -> str:
     """The innermost frame of the learner's own code (a notebook cell or a project file), compactly."""
     frames = traceback.extract_tb(error.__traceback__)
     library = ("site-packages", "dist-packages", "/lib/python")
-    own = [f for f in frames if not any(part in f.filename for part in library)] or frames
+    comprehensions = ("<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>")
+    own = [f for f in frames if not any(part in f.filename for part in library) and f.name not in comprehensions]
+    own = own or frames
     if not own:
         return ""
     frame = own[-1]
