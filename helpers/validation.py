@@ -6,9 +6,10 @@ instead of a stack trace from deep inside an operator.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -181,7 +182,11 @@ def require_callable(value: object, name: str, what: str = "a function") -> obje
 
 def require_sizes(values: object, name: str, maximum: int | None = None, max_count: int = 64,
                   reason: str = "set to keep runs short") -> list[int]:
-    """Check a non-empty sequence of positive integers (sizes to sweep), each at most ``maximum``.
+    """Check a non-empty collection of positive integers (sizes to sweep), each at most ``maximum``.
+
+    Lists, tuples, ranges, NumPy arrays and other iterables are accepted; a float with a whole value
+    (``64.0``, as ``np.geomspace`` gives) counts as that integer, any other float (``2.7``) is refused
+    rather than truncated.
 
     Args:
         values: the candidate sizes, e.g. ``[64, 256, 1024]``.
@@ -194,18 +199,22 @@ def require_sizes(values: object, name: str, maximum: int | None = None, max_cou
         The sizes as a list of Python ints, in the given order.
 
     Example:
-        >>> require_sizes((16, 64), "sizes", maximum=1024)
+        >>> require_sizes((16, 64.0), "sizes", maximum=1024)
         [16, 64]
     """
-    if isinstance(values, (str, bytes, torch.Tensor)) or not isinstance(values, Sequence):
+    if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+        values = values.tolist()  # NumPy arrays and tensors
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
         raise LabInputError(f"{name} must be a list of positive integers, e.g. [64, 256]; "
                             f"got {type(values).__name__} {values!r:.60}.")
+    values = list(itertools.islice(values, max_count + 1))  # islice: an endless generator must not hang
     if len(values) == 0:
         raise LabInputError(f"{name} is empty: pass at least one size, e.g. [64, 256].")
     if len(values) > max_count:
-        raise LabInputError(f"{name} has {len(values)} entries, above the limit of {max_count} {reason}; "
+        raise LabInputError(f"{name} has more than {max_count} entries, above the limit {reason}; "
                             "sweep fewer sizes.")
-    return [require_positive_int(v, f"{name}[{i}]", maximum, reason) for i, v in enumerate(values)]
+    whole = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+    return [require_positive_int(v, f"{name}[{i}]", maximum, reason) for i, v in enumerate(whole)]
 
 
 def require_choice(value: object, name: str, choices: Sequence[str]) -> str:

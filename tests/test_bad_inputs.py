@@ -3,6 +3,7 @@ names the fix, quickly. None may hang (each call has its own timeout), end in a 
 or return silently (a wrong result nobody notices)."""
 from __future__ import annotations
 
+import itertools
 from contextlib import ExitStack
 from unittest import mock
 
@@ -278,7 +279,8 @@ BAD_CALLS = [
     ("require_sizes empty", lambda: validation.require_sizes([], "lengths"), r"lengths is empty"),
     ("require_sizes text", lambda: validation.require_sizes("12", "lengths"), r"list of positive integers, e\.g\."),
     ("require_sizes too many", lambda: validation.require_sizes(list(range(1, 100)), "lengths"),
-     r"99 entries, above the limit of 64"),
+     r"more than 64 entries"),
+    ("require_sizes endless", lambda: validation.require_sizes(itertools.count(1), "lengths"), r"more than 64 entries"),
     ("require_choice", lambda: validation.require_choice("GRUU", "layer_type", ["RNN", "GRU"]),
      r"one of 'RNN', 'GRU'; got 'GRUU'"),
     ("require_callable", lambda: validation.require_callable(3, "fn"), r"fn must be a function"),

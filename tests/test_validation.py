@@ -43,3 +43,46 @@ def test_choice():
     assert require_choice("a", "mode", ["a", "b"]) == "a"
     with pytest.raises(LabInputError, match="'a', 'b'"):
         require_choice("c", "mode", ["a", "b"])
+
+
+def test_positive_int_accepts_numpy_integers_and_names_the_reason():
+    import numpy as np
+
+    value = require_positive_int(np.int64(5), "n")
+    assert value == 5 and type(value) is int
+    with pytest.raises(LabInputError, match=r"limit of 308 \(the length of the data\)"):
+        require_positive_int(400, "length", maximum=308, reason="(the length of the data)")
+
+
+def test_number_bounds_are_inclusive_or_exclusive_as_asked():
+    from helpers.validation import require_number
+
+    assert require_number(0, "atol", low=0) == 0.0
+    with pytest.raises(LabInputError, match=r"in \(0, 60\] seconds"):
+        require_number(0, "t", low=0, high=60, low_inclusive=False, unit="seconds")
+    assert require_number(60, "t", low=0, high=60, low_inclusive=False) == 60.0
+    for bad in (float("nan"), float("inf"), -float("inf"), "1", None, True):
+        with pytest.raises(LabInputError):
+            require_number(bad, "x")
+
+
+def test_finite_passes_integers_and_finite_floats_only():
+    from helpers.validation import require_finite
+
+    assert require_finite(torch.arange(3), "i").dtype == torch.int64
+    with pytest.raises(LabInputError, match="2 NaN or infinite value"):
+        require_finite(torch.tensor([float("nan"), 1.0, -float("inf")]), "x")
+
+
+def test_sizes_are_checked_in_order_without_truncation():
+    from helpers.validation import require_sizes
+
+    import numpy as np
+
+    assert require_sizes((16, 64, 16), "T", maximum=64) == [16, 64, 16]
+    assert require_sizes(np.geomspace(16, 64, 2), "T") == [16, 64] and require_sizes(range(1, 3), "T") == [1, 2]
+    assert require_sizes(torch.tensor([8, 4]), "T") == [8, 4] and require_sizes(iter([3]), "T") == [3]
+    with pytest.raises(LabInputError, match=r"T\[1\] must be a positive integer; got 2\.7"):
+        require_sizes([4, 2.7], "T")
+    with pytest.raises(LabInputError, match=r"T\[0\]=65 is above the limit of 64"):
+        require_sizes([65], "T", maximum=64)
