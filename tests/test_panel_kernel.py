@@ -35,6 +35,11 @@ assert refused is None, f"a refused run returned {refused!r} (the previous resul
 assert panel.result is None and isinstance(panel.error, LabInputError)
 assert panel.status.value == "⚠ window=40 must be at most length=8; lower the window.", panel.status.value
 assert not panel.button.disabled
+
+stale = Panel(windows, {"window": W.IntSlider(value=4, min=1, max=64), "length": W.IntSlider(value=8, min=1, max=64)})
+display(stale)
+assert stale.run() == 40 and stale.set(window=9).run() is None
+print("refused panel output:", stale.output.model_id)
 '''
 
 UNEXPECTED = '''
@@ -104,3 +109,7 @@ def test_panel_errors_inside_a_real_kernel(tmp_path):
     client.execute()  # an assert failing in a cell raises CellExecutionError with the cell and the message
     assert "kernel checks passed" in "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert _error_outputs(nb) == []
+    # a refused run clears the panel's output: the result of the run before it does not stay on show
+    refused = "".join(o.get("text", "") for o in nb.cells[1].outputs).split("refused panel output:")[1].strip()
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert state[refused]["state"]["outputs"] == []
