@@ -126,3 +126,19 @@ def test_plot_and_describe_a_recorded_gpu_run(tmp_path, monkeypatch):
     assert len(ax.get_legend().get_texts()) == 2
     text = reference.describe_reference("exp")
     assert "Test GPU" in text and "CUDA 12.8" in text and "helpers.bench" in text
+
+
+def test_a_file_as_make_bench_writes_it_is_accepted_without_warning(tmp_path, capsys):
+    import torch
+
+    from helpers import bench
+
+    records = [TimingRecord(impl, size, "forward", t, 1e-6, 5, 1, "cpu")
+               for impl, size, t in [("loop", 8, 2e-3), ("reshape", 8, 1e-3)]]
+    lines = tmp_path / "bench.jsonl"
+    bench.bench_record(lines, "nb01.demo", records, size_name="T", baseline="reshape", fixed={"batch": 4})
+    meta = {**bench.machine_metadata(torch.device("cpu")), "threads": 1, "scale": "reference", "command": "make bench"}
+    bench.write_document({"meta": meta, "experiments": bench.read_records(lines)}, tmp_path / "ref" / "cpu.json")
+    runs = reference.load_reference("nb01.demo", "cpu", directory=tmp_path / "ref")
+    assert len(runs) == 1 and runs[0].records == tuple(records) and runs[0].baseline == "reshape"
+    assert capsys.readouterr().err == ""
