@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from helpers.validation import (LabInputError, require_callable, require_finite, require_number,
-                                require_scalar_loss, require_tensor)
+from helpers.validation import (LabInputError, describe_error, require_callable, require_finite, require_number,
+                                require_scalar_loss, require_tensor, run_specimen)
 
 FLOAT64_REFERENCE = "float64 reference"
 
@@ -96,14 +96,16 @@ def _gradients(model: nn.Module, inputs: Sequence[torch.Tensor], loss_fn: Callab
     model.zero_grad(set_to_none=True)
     try:
         output = model(*leaves)
-    except (RuntimeError, TypeError, IndexError) as error:  # torch's shape/dtype errors, wrong arity
+    except LabInputError:
+        raise
+    except Exception as error:  # torch's shape/dtype errors, a wrong number of inputs, a bug in the model
         shapes = ", ".join(f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')}" for x in leaves)
         message = " ".join(str(error).split())[:300]
         hint = (" Pass inputs in the layout the models expect (e.g. (batch, time, features) for batch_first "
                 "modules)." if any(word in message for word in ("shape", "size", "dimension", "mat1")) else "")
-        raise LabInputError(f"models[{name!r}] failed on inputs of shape {shapes}: {type(error).__name__}: "
-                            f"{message}.{hint}") from None
-    loss = loss_fn(output)
+        raise LabInputError(f"models[{name!r}] failed on inputs of shape {shapes}: {describe_error(error)}.{hint}"
+                            ) from None
+    loss = run_specimen(loss_fn, f"loss_fn on the output of {name!r}", output)
     try:
         require_scalar_loss(loss, f"loss of {name!r}")
     except LabInputError as error:

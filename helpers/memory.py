@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, run_specimen
 
 
 @dataclass
@@ -82,7 +82,7 @@ def saved_for_backward(fn: Callable[..., object], *args: object, **kwargs: objec
         raise LabInputError("saved_for_backward was called with gradients disabled (inside torch.no_grad()), "
                             "so nothing would be saved. Call it outside no_grad.")
     with record_saved_tensors() as saved:
-        fn(*args, **kwargs)
+        run_specimen(fn, "saved_for_backward's fn", *args, **kwargs)
     return saved
 
 

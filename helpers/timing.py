@@ -12,7 +12,7 @@ from torch.utils import benchmark
 
 from helpers.device import MAX_THREADS, pick_device, using_threads
 from helpers.validation import (LabInputError, require_callable, require_choice, require_number,
-                                require_positive_int, require_sizes)
+                                require_positive_int, require_sizes, run_specimen)
 
 MODES = ("forward", "forward+backward")
 MAX_MIN_RUN_TIME_S = 60.0  # seconds of measurement per point; more never sharpens a median usefully
@@ -120,7 +120,8 @@ def time_callable(fn: Callable[[], object], threads: int = 2, min_run_time: floa
     threads = _require_threads(threads)
     min_run_time = _require_min_run_time(min_run_time)
     with using_threads(threads):  # the warm-up too, so it picks the kernels the measurement will use
-        fn()  # warm-up, outside the measurement: first calls allocate and pick kernels
+        # warm-up, outside the measurement: first calls allocate and pick kernels (and show a broken fn plainly)
+        run_specimen(fn, "the timed function (its warm-up call)")
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
     iqr = measurement.iqr if len(measurement.times) > 1 else 0.0
@@ -236,7 +237,7 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
     records = []
     for size in sizes:
         for name, builder in builders.items():
-            timed = builder(size, dev)
+            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
             if not callable(timed):
                 raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
                                     "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -227,3 +228,79 @@ def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise LabInputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
     return str(value)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters.
+
+    Example:
+        >>> one_line("first   second", limit=10)
+        'first sec…'
+    """
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def describe_error(error: BaseException, limit: int = 300) -> str:
+    """One line for the learner: the error's type and message, and where it was raised in their own code.
+
+    The place is the innermost frame outside installed packages (a notebook cell shows as its cell line),
+    so a failure deep inside torch points at the line of the notebook that called it.
+
+    Args:
+        error: a caught exception (with its traceback).
+        limit: the longest message kept, in characters.
+
+    Returns:
+        ``"<Type>: <message> (in <function>, cell line <n>)"``, or without the place when none is known.
+
+    Example:
+        >>> def parse(text):
+        ...     return int(text)
+        >>> try:
+        ...     parse("3²")
+        ... except ValueError as error:
+        ...     print(describe_error(error).split(" (in ")[0])
+        ValueError: invalid literal for int() with base 10: '3²'
+    """
+    text = one_line(f"{type(error).__name__}: {error}", limit)
+    library = ("site-packages", "dist-packages", "/lib/python", "/helpers/")
+    comprehensions = ("<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>")
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if not any(part in f.filename for part in library) and f.name not in comprehensions]
+    if not own:
+        return text
+    frame = own[-1]
+    if "ipykernel_" in frame.filename or frame.filename.startswith("<"):
+        return f"{text} (in {frame.name}, cell line {frame.lineno})"
+    return f"{text} (in {frame.name}, {frame.filename.rsplit('/', 1)[-1]} line {frame.lineno})"
+
+
+def run_specimen(fn: Callable[..., object], what: str, *args: object, **kwargs: object) -> object:
+    """Call the learner's ``fn(*args, **kwargs)`` for an instrument; a failure becomes a ``LabInputError``.
+
+    The message names the instrument's use (``what``), the error and the line of the learner's code where it
+    happened, instead of a stack trace through the instrument. The original exception stays reachable as
+    the error's ``__context__``. ``LabInputError`` and ``KeyboardInterrupt`` pass through unchanged.
+
+    Args:
+        fn: the learner's function or module.
+        what: what the call was for, e.g. ``"the timed function (warm-up call)"``.
+        *args, **kwargs: its arguments.
+
+    Returns:
+        What ``fn`` returned.
+
+    Example:
+        >>> run_specimen(lambda x: x + 1, "the model", 1)
+        2
+    """
+    try:
+        return fn(*args, **kwargs)
+    except LabInputError:
+        raise
+    except Exception as error:
+        shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+        given = f" on inputs of shape {', '.join(map(str, shapes))}" if shapes else ""
+        raise LabInputError(f"{what} failed{given}: {describe_error(error)}. Fix that code or its inputs, "
+                            "then run this again.") from None

@@ -5,13 +5,12 @@ import html
 import inspect
 import math
 import numbers
-import traceback
 from collections.abc import Callable, Mapping
 
 import ipywidgets as W
 from IPython.display import display
 
-from helpers.validation import LabInputError, require_callable, require_positive_int
+from helpers.validation import LabInputError, describe_error, one_line, require_callable, require_positive_int
 
 
 def _in_kernel() -> bool:
@@ -68,28 +67,6 @@ def largest_within_budget(estimate_bytes: Callable[[int], int], upper: int,
         else:
             high = mid - 1
     return low
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= STATUS_MAX_CHARS else line[:STATUS_MAX_CHARS - 1] + "…"
-
-
-def _where(error: BaseException) -> str:
-    """The innermost frame of the learner's own code (a notebook cell or a project file), compactly."""
-    frames = traceback.extract_tb(error.__traceback__)
-    library = ("site-packages", "dist-packages", "/lib/python")
-    comprehensions = ("<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>")
-    own = [f for f in frames if not any(part in f.filename for part in library) and f.name not in comprehensions]
-    own = own or frames
-    if not own:
-        return ""
-    frame = own[-1]
-    if frame.filename == __file__:
-        return ""
-    if "ipykernel_" in frame.filename or frame.filename.startswith("<"):
-        return f" (in {frame.name}, cell line {frame.lineno})"
-    return f" (in {frame.name}, {frame.filename.rsplit('/', 1)[-1]} line {frame.lineno})"
 
 
 def _range_of(control: W.ValueWidget) -> tuple[float, float] | None:
@@ -210,7 +187,7 @@ class Panel:
                 control.value = value
             except Exception as error:
                 raise LabInputError(f"{name}={value!r} was refused by its {type(control).__name__}: "
-                                    f"{_one_line(str(error))}") from None
+                                    f"{one_line(str(error))}") from None
             got = control.value
             same = (tuple(got) == tuple(value) if isinstance(value, (list, tuple)) and isinstance(got, (list, tuple))
                     else got == value)
@@ -248,11 +225,10 @@ class Panel:
             return True
         except LabInputError as error:
             self.error = error
-            self.status.value = f"⚠ {html.escape(_one_line(str(error)))}"
+            self.status.value = f"⚠ {html.escape(one_line(str(error), STATUS_MAX_CHARS))}"
         except Exception as error:  # the learner's code failed: say what and where, in one line
             self.error = error
-            detail = _one_line(f"{type(error).__name__}: {error}")
-            self.status.value = (f"⚠ stopped by an error, {html.escape(detail)}{html.escape(_where(error))}. "
+            self.status.value = (f"⚠ stopped by an error, {html.escape(describe_error(error, STATUS_MAX_CHARS))}. "
                                  "The panel's .error holds the full exception.")
         return False
 

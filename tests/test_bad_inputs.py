@@ -311,3 +311,40 @@ def test_bad_call_raises_lab_input_error_saying_what_to_do(call, pattern):
         call()
     message = str(caught.value)
     assert message.strip() and "Traceback" not in message and len(message) < 600
+
+
+def _broken_builder(n, dev):
+    raise IndexError("list index out of range")
+
+
+class _Broken(nn.Module):
+    def forward(self, x):
+        return x[:, 99]
+
+
+# The learner's own function failing inside an instrument: one LabInputError naming the use, the error and
+# the line, instead of a stack trace through the instrument.
+SPECIMEN_FAILURES = [
+    ("timed function fails", lambda: timing.time_callable(lambda: torch.ones(2) @ torch.ones(3), min_run_time=0.01),
+     r"the timed function \(its warm-up call\) failed: RuntimeError: .*\(in <lambda>, test_bad_inputs\.py line"),
+    ("builder fails", lambda: timing.time_implementations({"b": _broken_builder}, [4], min_run_time=0.01),
+     r"builders\['b'\] at size 4 failed: IndexError: list index out of range \(in _broken_builder"),
+    ("backward of a constant", lambda: timing.time_implementations(
+        {"c": lambda n, d: (lambda: torch.ones(n))}, [4], mode="forward+backward", min_run_time=0.01),
+     r"warm-up call\) failed: RuntimeError: element 0 of tensors does not require grad"),
+    ("saved_for_backward fn fails", lambda: memory.saved_for_backward(nn.Linear(3, 2), torch.ones(4, 5)),
+     r"saved_for_backward's fn failed on inputs of shape \(4, 5\): RuntimeError: mat1 and mat2"),
+    ("model fails", lambda: gradients.compare_gradients({"a": _Broken(), "b": _Broken()}, torch.ones(2, 3)),
+     r"models\['a'\] failed on inputs of shape \(2, 3\) float32: IndexError: .*\(in forward, test_bad_inputs\.py"),
+    ("loss_fn fails", lambda: gradients.compare_gradients(_twins(), torch.randn(4, 3), loss_fn=lambda out: out.logits),
+     r"loss_fn on the output of 'a' failed on inputs of shape \(4, 2\): AttributeError: .*'logits'"),
+]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("call, pattern", [pytest.param(call, pattern, id=case_id)
+                                           for case_id, call, pattern in SPECIMEN_FAILURES])
+def test_a_failing_specimen_is_reported_with_its_line(call, pattern):
+    with pytest.raises(LabInputError, match=pattern) as caught:
+        call()
+    assert caught.value.__context__ is not None  # the original error stays reachable for a full traceback
