@@ -99,8 +99,8 @@ class Panel:
 
     The panel holds no experiment logic: ``fn`` computes a result, ``render`` shows it. Tests drive
     it from Python with ``set(...)`` and ``run()``; a learner uses the same path through the button.
-    A run never raises and never leaves a traceback in the panel: a refusal (``LabInputError``) or any
-    other error becomes one status line starting with "⚠", ``run()`` returns None, and ``error`` keeps
+    A run raises no ``Exception`` and leaves no traceback in the panel: a refusal (``LabInputError``) or
+    any other error becomes one status line starting with "⚠", ``run()`` returns None, and ``error`` keeps
     the exception for whoever wants the full traceback (``raise panel.error``).
 
     Args:
@@ -235,7 +235,8 @@ class Panel:
     def run(self) -> object:
         """Run ``fn`` with the current values, render the result into the output area and return it.
 
-        Nothing is raised (inside a kernel ipywidgets' output area would swallow it and print a traceback):
+        No ``Exception`` is raised (inside a kernel ipywidgets' output area would swallow it and print a
+        traceback instead):
         a run over the memory budget, a refusal of its input (``LabInputError``) or any other error is shown
         in the panel's status line as one line starting with "⚠", the output area is cleared, ``error``
         keeps the exception and None is returned. ``KeyboardInterrupt`` (the kernel's stop button) still
