@@ -321,7 +321,9 @@ def label_measured_sizes(ax, sizes: Sequence[int]) -> None:
     """
     from matplotlib.ticker import NullFormatter
 
-    measured = sorted(set(sizes))
+    if not hasattr(ax, "set_xticks"):
+        raise LabInputError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()); got {type(ax).__name__}.")
+    measured = sorted(set(require_sizes(sizes, "sizes", max_count=1000)))
     ax.set_xticks(measured, [str(s) for s in measured])
     ax.xaxis.set_minor_formatter(NullFormatter())
 

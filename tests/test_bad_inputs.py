@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from unittest import mock
 
 import ipywidgets as W
+import matplotlib.pyplot as plt
 import pytest
 import torch
 from torch import nn
@@ -159,6 +160,8 @@ BAD_CALLS = [
      r"at least two different values"),
     ("fit_loglog_slope zero time", lambda: timing.fit_loglog_slope([1, 2], [0, 1]), r"times\[0\] must be above 0"),
     ("fit_loglog_slope strings", lambda: timing.fit_loglog_slope("12", "12"), r"sizes must be a list of numbers"),
+    ("label_measured_sizes no sizes", lambda: timing.label_measured_sizes(plt.subplots()[1], []), r"sizes is empty"),
+    ("label_measured_sizes not an Axes", lambda: timing.label_measured_sizes("ax", [16]), r"matplotlib Axes"),
     ("plot_timings empty", lambda: timing.plot_timings([]), r"time something first"),
     ("run_experiment not an Experiment", lambda: timing.run_experiment("exp"), r"must be a helpers\.timing\.Experiment"),
     ("run_experiment baseline missing",
