@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 
@@ -228,6 +230,60 @@ def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise LabInputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
     return str(value)
+
+
+def require_choices(values: object, name: str, choices: Sequence[str]) -> list[str]:
+    """Check a non-empty list whose every item is one of ``choices`` (a bare string is refused, not split).
+
+    Args:
+        values: the candidate list, e.g. ``["RNN", "GRU"]``.
+        name: the argument's name, used in the message.
+        choices: the allowed items.
+
+    Returns:
+        The items as a list, in the given order.
+
+    Example:
+        >>> require_choices(("GRU", "RNN"), "layer_types", ["RNN", "LSTM", "GRU"])
+        ['GRU', 'RNN']
+    """
+    if isinstance(values, str):
+        raise LabInputError(f"{name} must be a list of names; got the string {values!r}. Write [{values!r}].")
+    if isinstance(values, Mapping) or not isinstance(values, Iterable):
+        raise LabInputError(f"{name} must be a list of names from {', '.join(map(repr, choices))}; "
+                            f"got {type(values).__name__}.")
+    items = list(itertools.islice(values, len(choices) * 4 + 1))
+    if not items:
+        raise LabInputError(f"{name} is empty: pick at least one of {', '.join(map(repr, choices))}.")
+    return [require_choice(item, f"{name}[{i}]", choices) for i, item in enumerate(items)]
+
+
+def require_file(path: object, name: str, hint: str = "") -> Path:
+    """Check that ``path`` names an existing regular file, telling a missing path from a folder.
+
+    Args:
+        path: a ``str`` or ``os.PathLike``.
+        name: the argument's name, used in the message.
+        hint: what to do when it is missing, e.g. ``"the course ships it in data/"``.
+
+    Returns:
+        The path as a ``pathlib.Path``.
+
+    Example:
+        >>> require_file(__file__, "module").suffix
+        '.py'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise LabInputError(f"{name} must be a path (a str or pathlib.Path); got {type(path).__name__}.")
+    file = Path(path)
+    extra = f" {hint}" if hint else ""
+    if file.is_dir():
+        raise LabInputError(f"{name}={str(file)!r} is a folder, not a file; pass the file inside it.{extra}")
+    if not file.exists():
+        raise LabInputError(f"{name}={str(file)!r} does not exist.{extra}")
+    if not file.is_file():
+        raise LabInputError(f"{name}={str(file)!r} is not a regular file.{extra}")
+    return file
 
 
 def one_line(text: str, limit: int = 300) -> str:

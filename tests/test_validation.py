@@ -86,3 +86,27 @@ def test_sizes_are_checked_in_order_without_truncation():
         require_sizes([4, 2.7], "T")
     with pytest.raises(LabInputError, match=r"T\[0\]=65 is above the limit of 64"):
         require_sizes([65], "T", maximum=64)
+
+
+def test_choices_keep_order_and_file_returns_a_path(tmp_path):
+    from helpers.validation import require_choices, require_file
+
+    assert require_choices(iter(["GRU", "RNN", "GRU"]), "kinds", ["RNN", "GRU"]) == ["GRU", "RNN", "GRU"]
+    data = tmp_path / "series.csv"
+    data.write_text("1\n")
+    assert require_file(str(data), "path") == data
+    with pytest.raises(LabInputError, match="is a folder"):
+        require_file(tmp_path, "path")
+
+
+def test_describe_error_points_at_the_callers_line():
+    from helpers.validation import describe_error
+
+    def parse(text):
+        return [int(part) for part in text.split(",")]
+
+    try:
+        parse("1,x")
+    except ValueError as error:
+        text = describe_error(error)
+    assert text.startswith("ValueError: invalid literal") and "(in parse, test_validation.py line" in text
