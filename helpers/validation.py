@@ -320,10 +320,12 @@ def describe_error(error: BaseException, limit: int = 300) -> str:
         ValueError: invalid literal for int() with base 10: '3²'
     """
     text = one_line(f"{type(error).__name__}: {error}", limit)
-    library = ("site-packages", "dist-packages", "/lib/python", "/helpers/")
+    library = ("site-packages", "dist-packages", "/lib/python")
+    instruments = str(Path(__file__).resolve().parent) + os.sep  # this package: the learner did not write it
     comprehensions = ("<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>")
     frames = traceback.extract_tb(error.__traceback__)
-    own = [f for f in frames if not any(part in f.filename for part in library) and f.name not in comprehensions]
+    own = [f for f in frames if not any(part in f.filename for part in library)
+           and not f.filename.startswith(instruments) and f.name not in comprehensions]
     if not own:
         return text
     frame = own[-1]
