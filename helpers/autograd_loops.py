@@ -17,7 +17,7 @@ import torch
 
 from helpers.exercises import CheckResult
 from helpers.ops import count_ops
-from helpers.validation import LabInputError, require_tensor
+from helpers.validation import LabInputError, describe_error, require_callable, require_tensor
 
 
 @dataclass(frozen=True)
@@ -108,16 +108,19 @@ def anomaly_report(fn: Callable[[], object]) -> AnomalyReport:
         >>> report.failed_node, report.forward_lines[-1]
         ('MulBackward0', 'y = (w * w).sum()')
     """
-    if not callable(fn):
-        raise LabInputError(f"fn must be a zero-argument callable (e.g. lambda: train(...)); got {type(fn).__name__}.")
+    require_callable(fn, "fn", "a zero-argument callable, e.g. lambda: train(model, x, y)")
     error: BaseException | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with torch.autograd.set_detect_anomaly(True, check_nan=False):
             try:
                 fn()
-            except RuntimeError as raised:
+            except RuntimeError as raised:  # autograd's errors are RuntimeErrors: what anomaly mode explains
                 error = raised
+            except LabInputError:
+                raise
+            except Exception as other:  # a bug elsewhere in fn: one line, not a traceback through this helper
+                raise LabInputError(f"fn failed before autograd could: {describe_error(other)}") from None
     node, lines = None, ()
     for warning in caught:
         text = str(warning.message)
@@ -204,7 +207,8 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
         with backward_calls() as calls:
             ops = count_ops(fn, model, inputs, targets, optimizer, reach)
     except Exception as error:  # the learner's error, reported instead of a traceback from inside the check
-        return CheckResult(name, False, f"raised {type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}")
+        cause = error.__context__ if isinstance(error, LabInputError) and error.__context__ is not None else error
+        return CheckResult(name, False, f"raised {describe_error(cause)}")
     finally:
         handle.remove()
     walked, expected = ops[step_op], sum(min(t + 1, reach) for t in range(steps))

@@ -259,11 +259,9 @@ def collect_gradients(model: nn.Module, backward: Callable[[], object]) -> dict[
     """
     if not isinstance(model, nn.Module):
         raise LabInputError(f"model must be an nn.Module; got {type(model).__name__}.")
-    if not callable(backward):
-        raise LabInputError(f"backward must be a zero-argument callable (e.g. lambda: loss_fn().backward()); "
-                            f"got {type(backward).__name__}.")
+    require_callable(backward, "backward", "a zero-argument callable, e.g. lambda: full_bptt(model, x, y)")
     model.zero_grad(set_to_none=True)
-    backward()
+    run_specimen(backward, "the callable collect_gradients runs")
     grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
     if not grads:
         raise LabInputError("no parameter received a gradient: did the callable call .backward() on a loss "

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.validation import LabInputError
+from helpers.validation import require_callable, run_specimen
 
 
 def count_ops(fn: Callable[..., object], *args: object, **kwargs: object) -> Counter:
@@ -25,6 +25,9 @@ def count_ops(fn: Callable[..., object], *args: object, **kwargs: object) -> Cou
         ``collections.Counter`` mapping operator names without overload (``"tanh"``,
         ``"tanh_backward"``, ``"addmm"``, ...) to how often they ran.
 
+    Raises:
+        LabInputError: for a non-callable ``fn``, or when ``fn`` fails (the message names its error and line).
+
     Example:
         >>> w = torch.ones(3, requires_grad=True)
         >>> counts = count_ops(lambda: torch.tanh(w * 2).sum().backward())
@@ -33,8 +36,7 @@ def count_ops(fn: Callable[..., object], *args: object, **kwargs: object) -> Cou
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    if not callable(fn):
-        raise LabInputError(f"fn must be callable (a function or module); got {type(fn).__name__}.")
+    require_callable(fn, "fn", "a function or module to run")
     counts: Counter = Counter()
 
     class _Counting(TorchDispatchMode):
@@ -43,5 +45,5 @@ def count_ops(fn: Callable[..., object], *args: object, **kwargs: object) -> Cou
             return func(*args, **(kwargs or {}))
 
     with _Counting():
-        fn(*args, **kwargs)
+        run_specimen(fn, "the function count_ops runs", *args, **kwargs)
     return counts

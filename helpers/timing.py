@@ -440,13 +440,17 @@ def interleaved_records(fns: Mapping[str, Callable[[], object]], size: int, mode
         [('sum', 10, 'forward', 3)]
     """
     require_choice(mode, "mode", MODES)
-    require_positive_int(size, "size")
+    size = require_positive_int(size, "size")
+    if not isinstance(fns, Mapping):
+        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
     if not fns:
         raise LabInputError("fns is empty: pass at least one {name: callable}.")
     for name, fn in fns.items():
-        if not callable(fn):
-            raise LabInputError(f"fns[{name!r}] must be a zero-argument callable; got {type(fn).__name__}.")
-    require_positive_int(rounds, "rounds", maximum=1000)
+        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: train_step(model, x)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(fns), min_run_time, "interleaved_records")
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():

@@ -124,9 +124,12 @@ def test_anomaly_report_without_an_error():
     assert not torch.is_anomaly_enabled()
 
 
-def test_anomaly_report_refuses_a_non_callable():
+def test_anomaly_report_refuses_a_non_callable_and_names_other_bugs():
     with pytest.raises(LabInputError, match="callable"):
         anomaly_report(3)
+    with pytest.raises(LabInputError, match="fn failed before autograd could: KeyError"):
+        anomaly_report(lambda: {}["missing"])
+    assert not torch.is_anomaly_enabled()
 
 
 def test_sliding_window_check_accepts_a_right_answer_and_waits_for_one():

@@ -163,3 +163,11 @@ def test_relative_error_refuses_mismatched_gradients():
         relative_error({"a": torch.ones(1), "c": torch.ones(1)}, {"a": torch.ones(1)})
     with pytest.raises(LabInputError, match="shape"):
         relative_error({"a": torch.ones(2)}, {"a": torch.ones(3)})
+
+
+def test_collect_gradients_reports_a_failing_callable_in_one_line():
+    from helpers.gradients import collect_gradients
+
+    layer = nn.Linear(3, 1)
+    with pytest.raises(LabInputError, match="collect_gradients runs.*RuntimeError"):
+        collect_gradients(layer, lambda: layer(torch.ones(2, 4)).sum().backward())

@@ -37,5 +37,13 @@ def test_passes_arguments_and_counts_nothing_for_pure_python():
 
 
 def test_not_callable_is_explained():
-    with pytest.raises(LabInputError, match="callable"):
+    with pytest.raises(LabInputError, match="fn must be a function"):
         count_ops(42)
+
+
+def test_a_failing_function_becomes_one_lab_input_error():
+    def broken():
+        return torch.ones(2) @ torch.ones(3)
+
+    with pytest.raises(LabInputError, match="count_ops runs.*RuntimeError"):
+        count_ops(broken)
