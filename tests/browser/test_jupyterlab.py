@@ -73,7 +73,7 @@ PANELS: dict[str, list[PanelCheck]] = {
     "02_lstm_without_loop.ipynb": [PanelCheck(cell="make_packing_panel", control="bidirectional", action="toggle"),
                                    PanelCheck(cell="make_timing_panel", control="batch", action="step")],
     "03_autograd_in_loops.ipynb": [PanelCheck(cell="make_graph_panel", control="loop iterations", action="step")],
-    "04_iterating_rnn_cells.ipynb": [PanelCheck(cell="generation_panel = make_generation_panel",
+    "04_iterating_rnn_cells.ipynb": [PanelCheck(cell="forecast_panel = make_forecast_panel",
                                                 control="teacher forcing", action="toggle")],
     "05_rnn_lstm_gru.ipynb": [PanelCheck(cell="make_gradient_flow_panel", control="layer", action="next")],
     # fixtures
