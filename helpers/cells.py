@@ -217,13 +217,18 @@ def plot_loop_vs_fused(records: list[TimingRecord], ax=None):
     Returns:
         The matplotlib ``Axes``.
     """
-    from matplotlib.ticker import LogFormatter
+    from matplotlib.ticker import FuncFormatter
 
     from helpers.timing import plot_timings
 
     ax = plot_timings(records, size_label="sequence length T (steps)", ax=ax)
-    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # plain "5", "20" rather than "5×10^0"
-    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+    def plain(value: float, _position: int) -> str:   # "0.4", "2", "20" rather than "4e-01" or "2×10^0"
+        leading = f"{value:.0e}"[0]
+        return f"{value:g}" if leading in "1235" else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(plain))
+    ax.yaxis.set_minor_formatter(FuncFormatter(plain))
     return ax
 
 

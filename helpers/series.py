@@ -271,6 +271,9 @@ def plot_rmse_by_horizon(curves: Mapping[str, torch.Tensor], unit: str = "", ax=
         curve = torch.as_tensor(curve)
         horizons = range(1, curve.shape[0] + 1)
         ax.plot(horizons, curve, marker="." if curve.shape[0] < 40 else None, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("forecast horizon (years ahead)")
     ax.set_ylabel(f"RMSE ({unit})" if unit else "RMSE")
     ax.set_ylim(bottom=0)

@@ -130,4 +130,7 @@ def test_plot_loop_vs_fused_labels_the_measured_lengths():
     assert ax.get_xlabel() == "sequence length T (steps)" and "ms" in ax.get_ylabel()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["16", "64"]
     assert len(ax.get_legend().texts) == 2
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels(which="both") if t.get_text()]
+    assert labels and not any("e-" in label or "^" in label for label in labels), labels
     matplotlib.pyplot.close(ax.figure)
