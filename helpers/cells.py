@@ -20,7 +20,7 @@ from torch import nn
 
 from helpers.device import available_devices
 from helpers.timing import MODES, Builder, TimingRecord, time_implementations
-from helpers.validation import LabInputError, require_choice, require_positive_int, require_tensor
+from helpers.validation import LabInputError, require_choice, require_positive_int, require_tensor, run_specimen
 from helpers.widgets import DEFAULT_MEMORY_BUDGET, Panel
 
 KINDS = ("RNN", "LSTM", "GRU")
@@ -75,7 +75,7 @@ def step_through(run_loop: RunLoop, cell: nn.Module, sequence: torch.Tensor, ste
         raise LabInputError(f"cell must be a recurrent cell with a hidden_size; got {type(cell).__name__}.")
     with torch.no_grad():
         if step:
-            outputs = run_loop(cell, sequence[None, :step])[0]
+            outputs = run_specimen(run_loop, "the cell loop", cell, sequence[None, :step])[0]
             if not isinstance(outputs, torch.Tensor) or outputs.shape != (1, step, hidden_size):
                 raise LabInputError(f"run_loop must return outputs of shape (1, {step}, {hidden_size}) first; "
                                     f"got {getattr(outputs, 'shape', type(outputs).__name__)}.")
@@ -275,7 +275,7 @@ def make_timing_panel(builders_for: Callable[..., dict[str, Builder]], baseline:
     }
 
     def run(kind, longest, hidden_size, mode, device, threads):
-        builders = builders_for(kind, hidden_size, batch, input_size)
+        builders = run_specimen(builders_for, "builders_for", kind, hidden_size, batch, input_size)
         if baseline not in builders:
             raise LabInputError(f"builders_for returned {sorted(builders)}, without the baseline {baseline!r}.")
         return time_implementations(builders, sweep_lengths(longest), mode, device, threads, min_run_time,

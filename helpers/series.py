@@ -20,7 +20,7 @@ from pathlib import Path
 import ipywidgets as W
 import torch
 
-from helpers.validation import LabInputError, require_positive_int, require_tensor
+from helpers.validation import LabInputError, require_file, require_positive_int, require_tensor, run_specimen
 from helpers.widgets import Panel
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -75,7 +75,7 @@ def load_sunspots(path: Path | str | None = None, expected_sha256: str = SUNSPOT
         ``Series`` with one value per year.
 
     Raises:
-        LabInputError: if the path is missing or a directory, its checksum differs, or its content is not
+        LabInputError: if the path is missing or a folder, its checksum differs, or its content is not
             a yearly series.
 
     Example:
@@ -83,11 +83,8 @@ def load_sunspots(path: Path | str | None = None, expected_sha256: str = SUNSPOT
         >>> len(s), int(s.years[0]), int(s.years[-1]), round(float(s.values[s.index_of(1957)]), 1)
         (309, 1700, 2008, 190.2)
     """
-    path = Path(path) if path is not None else SUNSPOTS_PATH
-    if path.is_dir():
-        raise LabInputError(f"{path} is a directory; pass the CSV file itself (default {SUNSPOTS_PATH}).")
-    if not path.is_file():
-        raise LabInputError(f"{path} not found. It ships with the course in data/. {RESTORE}")
+    path = require_file(path if path is not None else SUNSPOTS_PATH, "path",
+                        f"The course ships it as {SUNSPOTS_PATH.name} in data/. {RESTORE}")
     digest = sha256_of(path)
     if digest != expected_sha256:
         raise LabInputError(f"{path.name} has SHA-256 {digest[:16]}… but {expected_sha256[:16]}… was expected "
@@ -310,7 +307,7 @@ def make_forecast_panel(forecast: Callable[[int, bool], torch.Tensor], series: S
                 "teacher_forcing": W.Checkbox(value=False, description="teacher forcing")}
 
     def run(steps: int, teacher_forcing: bool) -> torch.Tensor:
-        predictions = forecast(steps, teacher_forcing)
+        predictions = run_specimen(forecast, "the forecast function", steps, teacher_forcing)
         if not isinstance(predictions, torch.Tensor) or predictions.shape != (steps,):
             raise LabInputError(f"forecast({steps}, {teacher_forcing}) must return a tensor of shape ({steps},).")
         return predictions

@@ -63,6 +63,8 @@ def test_step_through_refuses_bad_input():
         step_through(cell_loop, torch.nn.Linear(1, 4), seq, 2)
     with pytest.raises(LabInputError, match=r"outputs of shape \(1, 2, 4\)"):
         step_through(lambda cell, x: (torch.zeros(3), None), cell, seq, 2)
+    with pytest.raises(LabInputError, match="the cell loop failed.*ZeroDivisionError"):
+        step_through(lambda cell, x: 1 / 0, cell, seq, 2)
 
 
 def test_step_panel_runs_changes_and_wraps():
@@ -111,7 +113,7 @@ def test_timing_panel_times_the_chosen_longest_length():
     second = panel.set(longest=64, kind="GRU", mode="forward+backward").run()
     assert sorted({r.size for r in second}) == [4, 16, 64] and {r.mode for r in second} == {"forward+backward"}
     assert {r.implementation for r in second} == {"fused", "doubled"} and {r.threads for r in first} == {1}
-    with pytest.raises(LabInputError, match="refused by its control"):
+    with pytest.raises(LabInputError, match="longest=100 was refused"):
         panel.set(longest=100)
 
 
@@ -122,6 +124,8 @@ def test_timing_panel_refuses_bad_builders():
         make_timing_panel(builders_for, "fused", longest=100)
     panel = make_timing_panel(builders_for, "loop", batch=2, input_size=3, longest=16, min_run_time=0.005)
     assert panel.set(hidden_size=8).run() is None and "without the baseline" in panel.status.value
+    failing = make_timing_panel(lambda *sizes: {}["fused"], "fused", batch=2, input_size=3, longest=16)
+    assert failing.run() is None and "builders_for failed" in failing.status.value
 
 
 def test_plot_loop_vs_fused_labels_the_measured_lengths():

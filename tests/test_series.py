@@ -51,9 +51,9 @@ def test_loader_refuses_a_changed_file(tmp_path):
 
 
 def test_loader_reports_a_missing_file_a_directory_and_a_bad_layout(tmp_path):
-    with pytest.raises(LabInputError, match="not found"):
+    with pytest.raises(LabInputError, match="does not exist.*git checkout"):
         load_sunspots(tmp_path / "nothing.csv")
-    with pytest.raises(LabInputError, match="is a directory"):
+    with pytest.raises(LabInputError, match="is a folder, not a file"):
         load_sunspots(tmp_path)
     bad = tmp_path / "bad.csv"
     bad.write_text("year,value\n1,2\n")
@@ -171,3 +171,5 @@ def test_forecast_panel_refuses_bad_functions(series):
         make_forecast_panel("closed_loop", series, split=200)
     panel = make_forecast_panel(lambda steps, teacher_forcing: torch.zeros(steps + 1), series, split=200)
     assert panel.run() is None and "must return a tensor of shape" in panel.status.value
+    failing = make_forecast_panel(lambda steps, teacher_forcing: 1 / 0, series, split=200)
+    assert failing.run() is None and "the forecast function failed" in failing.status.value
