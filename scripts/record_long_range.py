@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     sources = tagged_cells(args.notebook)
     cells = notebook_functions(sources, args.notebook)
     train, evaluate, steps_to_learn = cells["train"], cells["evaluate"], cells["steps_to_learn"]
+    relative_notebook = os.path.relpath(args.notebook.resolve(), ROOT)
+    commit = _git("rev-parse", "HEAD")  # the code as it is when the runs start
+    dirty = bool(_git("status", "--porcelain", "--", relative_notebook, "helpers", "scripts"))
     started = dt.datetime.now(dt.timezone.utc)
     load_at_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     cpu_start, wall_start = time.process_time(), time.perf_counter()
@@ -120,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
                              "seconds_per_step": seconds_per_step, "loss_steps": steps, "loss_curve": curve})
                 print(f"{layer:<5} T={length:<4} seed={seed}  steps to learn {learned_at}  "
                       f"eval MSE ÷ trivial {relative_mse:.3f}  {seconds_per_step * 1e3:.1f} ms/step", flush=True)
-    relative_notebook = os.path.relpath(args.notebook.resolve(), ROOT)
     meta = {
         "date": started.isoformat(timespec="seconds"),
         "torch": torch.__version__,
@@ -131,8 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         "threads": 1,  # train() in the notebook runs on one thread
         "device": "cpu",
         "command": command,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--", relative_notebook, "helpers", "scripts")),
+        "git_commit": commit,
+        "git_dirty": dirty,
         "notebook": relative_notebook,
         "cells_tag": TAG,
         "cells_sha256": cells_digest(sources),
