@@ -31,6 +31,8 @@ myst_heading_anchors = 3
 
 # --- math: MathJax 3 from _static, not a CDN --------------------------------------------------------
 mathjax_path = "vendor/mathjax/tex-chtml.js"
+# The widget manager calls MathJax 2's MathJax.Hub.Queue; this bridges it to MathJax 3 (runs after MathJax).
+html_js_files = [("mathjax-hub-bridge.js", {"defer": "defer", "priority": 900})]
 
 # --- HTML -------------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
