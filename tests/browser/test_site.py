@@ -38,7 +38,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_FAILURES = ("Error displaying widget", "model not found", "Failed to load model class",
                    "Loading widget...")
-RENDER_TIMEOUT = 20_000  # ms for the widget manager and MathJax to finish on a loaded 2-core machine
+RENDER_TIMEOUT = 30_000  # ms for the widget manager and MathJax to finish on a loaded 2-core machine
+PAGE_TIMEOUT = 60_000  # ms for any one page action (a notebook page is a few MB of HTML)
 
 pytestmark = [pytest.mark.browser, pytest.mark.site]
 
@@ -81,6 +82,7 @@ class Visitor:
         self.origin = site_url.rstrip("/")
         self.outside: list[str] = []
         self.context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+        self.context.set_default_timeout(PAGE_TIMEOUT)
         self.context.route("**/*", self._route)
 
     def _route(self, route) -> None:
@@ -102,8 +104,9 @@ class Visitor:
                 if response.status >= 400 else None)
         page.on("requestfailed", lambda request: problems.append(f"request failed: {request.url}")
                 if request.url.startswith(self.origin) else None)
+        # "load": every script, style sheet, font and image of the page has arrived (what renders later,
+        # the panels, each test waits for explicitly).
         page.goto(self.site_url + path, wait_until="load")
-        page.wait_for_load_state("networkidle")
         return page, problems
 
 
@@ -155,6 +158,9 @@ JS_VIEWS = f"""() => [...document.querySelectorAll('script[type="{WIDGET_VIEW}"]
 def test_page_loads_cleanly_with_every_image(visitor, path):
     page, problems = visitor.open(path)
     try:
+        # The widget manager draws the panels (and their images) after the load event: wait for them.
+        page.wait_for_function(f"() => ({JS_VIEWS})().every(view => view.rendered) && "
+                               "[...document.images].every(im => im.complete)", timeout=RENDER_TIMEOUT)
         page.wait_for_timeout(500)  # late console errors from deferred scripts
         broken = page.evaluate(JS_BROKEN_IMAGES)
         _screenshot(page, path)
