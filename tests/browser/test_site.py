@@ -123,7 +123,7 @@ def _pages() -> list[str]:
 
 
 def _page_name(path: str) -> str:
-    return path.replace("/", "_").removesuffix(".html")
+    return path.replace(".html", "").replace("/", "_")
 
 
 def _screenshot(page, path: str) -> None:
