@@ -7,6 +7,7 @@ instead of quietly working on a connected laptop. Checked:
 - every page loads with no console error and no uncaught script error, and every image on it decodes;
 - each notebook page shows its panels: every stored widget view renders (controls and stored output), none
   shows a widget error, and the page's math is typeset by the site's own MathJax;
+- code cells show no ``# NBVAL_…`` test markers (the site drops them; the notebooks keep them);
 - each notebook page folds its solutions: one closed ``details.course-solutions`` whose body is hidden
   until its summary is clicked (and which then shows the solutions' passing checks, ✅);
 - the landing page links every notebook page and the instructor's guide, and every link between pages
@@ -191,6 +192,8 @@ def test_notebook_page_shows_panels_math_and_folded_solutions(visitor, notebook)
             raw = page.evaluate("() => [...document.querySelectorAll('span.math, div.math')]"
                                 ".filter(el => !el.querySelector('mjx-container')).length")
             assert raw == 0, f"{path}: {raw} math elements were not typeset"
+
+        assert "NBVAL_" not in page.locator("article").inner_text(), f"{path}: shows nbval test markers"
 
         solutions = page.locator("details.course-solutions")
         assert solutions.count() == 1, f"{path}: {solutions.count()} folded solution blocks, expected 1"
