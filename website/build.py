@@ -190,6 +190,8 @@ def unpack_selected(tarball: Path, patterns: list[str], dest: Path) -> list[str]
             if not member.isfile() or not member.name.startswith("package/"):
                 continue
             inner = member.name.removeprefix("package/")
+            if ".." in Path(inner).parts or Path(inner).is_absolute():
+                raise SiteBuildError(f"{tarball.name}: refusing the path {member.name!r} (outside the package)")
             for pattern in patterns:
                 prefix = pattern.split("/")[0] + "/" if "/" in pattern else ""
                 hit = (inner.startswith(pattern[:-2]) if pattern.endswith("/**")

@@ -1,4 +1,4 @@
-"""Sphinx configuration of the course website (built by ``make site``; see website/README.md).
+"""Sphinx configuration of the course website (built by ``make site``: see website/build.py).
 
 The pages are rendered from the notebooks as stored (never executed here: strict nbval already proves
 their outputs), with the panels' stored widget state shown by the Jupyter widgets HTML manager. Every
