@@ -61,18 +61,23 @@ test-browser: $(STAMP)
 	  "(Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "browser and not site" -v -rA --durations=0 tests/browser
 
-# The course website (website/build.py): renders the stored notebooks, never executes them. Installs the
-# 'site' extra on first use; npm fetches the widget manager and MathJax once (website/vendor.json).
+# The course website (website/build.py): renders the stored notebooks, never executes them. Installs only
+# the 'site' extra's packages into .venv on first use (Sphinx, myst-nb, the theme: no torch, no JupyterLab,
+# so a fresh clone builds the site quickly); npm fetches the widget manager and MathJax once (website/vendor.json).
+SITE_PACKAGES = $(shell $(PYTHON) -c 'import shlex, tomllib; print(shlex.join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["site"]))')
 SITE_STAMP := $(VENV)/.site-installed
-$(SITE_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,site]'
+$(SITE_STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt $(SITE_PACKAGES)
 	@touch $@
 
 site: $(SITE_STAMP)
 	$(BIN)/python website/build.py
 
 # The built site in headless Chromium (tests/browser/test_site.py), every request to another host refused.
-test-site: site
+# pytest runs in the course environment (the root conftest imports torch), hence $(STAMP).
+test-site: site $(STAMP)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,browser]'
 	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
