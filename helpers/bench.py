@@ -1,7 +1,7 @@
 """``python -m helpers.bench`` (``make bench``): record the notebooks' standard timing experiments to JSON.
 
 It runs the same ``Experiment`` objects the notebooks' panels use (``standard_experiments`` in
-``helpers.timedist``, ``helpers.lstm_variants``, ``helpers.autograd_loops``, ``helpers.cells`` and
+``helpers.timedist``, ``helpers.autograd_loops``, ``helpers.cells`` and
 ``helpers.rnn_compare``) and writes one file of
 records whose metadata (versions, device, threads, date, exact command) is collected here, on the
 machine that measured. ``helpers.reference`` reads these files back for the notebooks.
@@ -29,7 +29,7 @@ from helpers.reference import REFERENCE_DIR
 from helpers.timing import Experiment, TimingRecord, run_experiment
 from helpers.validation import LabInputError
 
-EXPERIMENT_MODULES = ("helpers.timedist", "helpers.lstm_variants", "helpers.autograd_loops", "helpers.cells",
+EXPERIMENT_MODULES = ("helpers.timedist", "helpers.autograd_loops", "helpers.cells",
                       "helpers.rnn_compare")
 SCALES = ("notebook", "reference")
 
