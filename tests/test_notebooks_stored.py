@@ -52,6 +52,11 @@ def test_follows_the_course_skeleton(path):
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     for heading in ("What you will learn", "Prerequisites", "Summary", "Exercises"):
         assert heading in markdown, f"{path.name} lacks the '{heading}' section of the shared skeleton"
-    first_code = "".join(_code_cells(path)[0]["source"])
+    code = _code_cells(path)
+    if "parameters" in code[0].get("metadata", {}).get("tags", []):
+        assert not code[0].get("outputs"), f"{path.name}: the parameters cell prints nothing"
+        code = code[1:]  # the parameters cell (notebooks/README.md) comes before the setup cell
+    first_code = "".join(code[0]["source"])
     assert "seed_everything" in first_code and "set_threads" in first_code, (
-        f"{path.name}: the first code cell must be the setup cell (seed, threads, device, versions)")
+        f"{path.name}: the first code cell after the parameters cell must be the setup cell "
+        "(seed, threads, device, versions)")
