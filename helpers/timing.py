@@ -179,8 +179,9 @@ def interleaved_cpu_medians(fns: Mapping[str, Callable[[], object]], rounds: int
 
     Args:
         fns: ``{name: zero-argument callable}`` (CPU work only: a GPU's time is not the thread's).
-        rounds: how many rounds; each callable is measured once per round, after one warm-up call.
-        min_run_time: CPU seconds per callable per round (the call is repeated until reached).
+        rounds: how many rounds (1..1000); each callable is measured once per round, after one warm-up call.
+        min_run_time: CPU seconds per callable per round, in (0, 60] (the call is repeated until reached);
+            ``rounds × len(fns) × min_run_time`` must stay within ten minutes.
 
     Returns:
         ``{name: median CPU seconds per call}`` over the rounds.
@@ -193,18 +194,19 @@ def interleaved_cpu_medians(fns: Mapping[str, Callable[[], object]], rounds: int
     """
     import time
 
+    if not isinstance(fns, Mapping):
+        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
     if not fns:
         raise LabInputError("fns is empty: pass at least one {name: callable}.")
     for name, fn in fns.items():
-        if not callable(fn):
-            raise LabInputError(f"fns[{name!r}] must be a zero-argument callable; got {type(fn).__name__}.")
-    require_positive_int(rounds, "rounds", maximum=1000)
-    if not (isinstance(min_run_time, (int, float)) and math.isfinite(min_run_time) and 0 < min_run_time <= 60):
-        raise LabInputError(f"min_run_time must be a number of seconds in (0, 60]; got {min_run_time!r}.")
+        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: model(x)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(fns), min_run_time, "interleaved_cpu_medians")
     samples: dict[str, list[float]] = {name: [] for name in fns}
     with using_threads(1):
-        for fn in fns.values():
-            fn()  # warm-up: first calls allocate and pick kernels
+        for name, fn in fns.items():  # warm-up: first calls allocate and pick kernels (and show a broken fn plainly)
+            run_specimen(fn, f"fns[{name!r}] (its warm-up call)")
         for _ in range(rounds):
             for name, fn in fns.items():
                 calls, start = 0, time.thread_time()
@@ -216,6 +218,7 @@ def interleaved_cpu_medians(fns: Mapping[str, Callable[[], object]], rounds: int
                         break
                 samples[name].append(spent / calls)
     return {name: float(np.median(times)) for name, times in samples.items()}
+
 
 class _Progress:
     """A progress bar in a notebook (ipywidgets) or a line on stderr; silent for short runs."""

@@ -33,3 +33,13 @@ def test_bad_input_is_explained():
     assert check_raises(lambda: interleaved_cpu_medians({"x": lambda: None}, rounds=0), LabInputError)
     assert check_raises(lambda: interleaved_cpu_medians({"x": lambda: None}, min_run_time=-1), LabInputError,
                         match="min_run_time")
+    assert check_raises(lambda: interleaved_cpu_medians([lambda: None]), LabInputError, match="dict")
+    assert check_raises(lambda: interleaved_cpu_medians({"x": lambda: None}, rounds=1000, min_run_time=60),
+                        LabInputError)
+
+
+def test_a_failing_function_is_reported_as_a_lab_input_error():
+    def broken():
+        return torch.ones(2) @ torch.ones(3)
+
+    assert check_raises(lambda: interleaved_cpu_medians({"broken": broken}), LabInputError, match="broken")
