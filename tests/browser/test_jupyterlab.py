@@ -75,7 +75,8 @@ PANELS: dict[str, list[PanelCheck]] = {
     "03_autograd_in_loops.ipynb": [PanelCheck(cell="make_graph_panel", control="loop iterations", action="step")],
     "04_iterating_rnn_cells.ipynb": [PanelCheck(cell="generation_panel = make_generation_panel",
                                                 control="teacher forcing", action="toggle")],
-    "05_rnn_lstm_gru.ipynb": [PanelCheck(cell="make_gradient_flow_panel", control="layer", action="next")],
+    "05_rnn_lstm_gru.ipynb": [PanelCheck(cell="flow_panel = make_gradient_flow_panel", control="layer", action="next"),
+                              PanelCheck(cell="train_panel = make_training_panel", control="layer", action="next")],
     # fixtures
     "good_panel.ipynb": [PanelCheck(cell="Panel(square", control="n", action="step", expect="result = ")],
     "broken_widget.ipynb": [PanelCheck(cell="Panel(inverse", control="n", action="step")],
