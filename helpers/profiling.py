@@ -136,3 +136,40 @@ def describe_gemms(ops: Sequence[OpCount]) -> str:
     counts = gemm_counts(ops)
     parts = [f"{n} × ({m}×{k} @ {k}×{o})" for (m, k, o), n in sorted(counts.items(), key=lambda kv: -kv[0][0] * kv[0][1])]
     return f"{sum(counts.values())} matrix multiplies" + (": " + ", ".join(parts) if parts else "")
+
+
+def operator_counts(fn: Callable[[], object], prefix: str = "aten::") -> Counter:
+    """Calls of each operator ``fn()`` dispatches, by name over all input shapes (``fn`` runs once first).
+
+    A Python loop over T time steps dispatches a few operators per step; a fused kernel dispatches a fixed
+    number whatever T is. Comparing the counts at two lengths tells the two apart without a clock. Nested
+    operators count too (``aten::linear`` and the ``aten::addmm`` it calls are two).
+
+    Args:
+        fn: a zero-argument callable, e.g. ``lambda: model(x)``.
+        prefix: keep only operator names starting with it (``""`` keeps every profiler event).
+
+    Returns:
+        ``Counter({operator name: calls})``.
+
+    Example:
+        >>> counts = operator_counts(lambda: torch.ones(3).add(1).mul(2))
+        >>> counts["aten::add"], counts["aten::mul"]
+        (1, 1)
+    """
+    if not isinstance(prefix, str):
+        raise LabInputError(f"prefix must be a string such as 'aten::'; got {type(prefix).__name__}.")
+    counts: Counter = Counter()
+    for op in profile_ops(fn, prefixes=(prefix,) if prefix else ()):
+        counts[op.name] += op.count
+    return counts
+
+
+def operator_calls(fn: Callable[[], object], prefix: str = "aten::") -> int:
+    """The total number of operators ``fn()`` dispatches (the sum of ``operator_counts``).
+
+    Example:
+        >>> operator_calls(lambda: torch.ones(3).add(1)) >= 2   # ones (and what it calls) and add
+        True
+    """
+    return sum(operator_counts(fn, prefix).values())

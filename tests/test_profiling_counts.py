@@ -1,8 +1,8 @@
-"""Tests for helpers.opcount: operator counts are exact and grow with a Python loop's length."""
+"""operator_counts / operator_calls (helpers.profiling): exact, and growing with a Python loop's length."""
 import pytest
 import torch
 
-from helpers.opcount import operator_calls, operator_counts
+from helpers.profiling import operator_calls, operator_counts
 from helpers.validation import LabInputError
 
 
