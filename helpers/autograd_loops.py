@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from helpers.exercises import CheckResult
-from helpers.ops import count_ops
+from helpers.profiling import dispatch_counts
 from helpers.validation import LabInputError, describe_error, require_callable, require_tensor
 
 
@@ -147,7 +147,7 @@ def _own_source_lines(traceback_text: str) -> tuple[str, ...]:
 
 def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], torch.nn.Module],
                                   inputs: torch.Tensor, targets: torch.Tensor, reach: int,
-                                  step_op: str = "tanh_backward",
+                                  step_op: str = "aten::tanh_backward",
                                   name: str = "per-step training with a reach of k steps") -> CheckResult:
     """Self-check: ``fn(model, inputs, targets, optimizer, reach)`` updates the weights at every time step,
     each update's backward reaching ``reach`` steps back (fewer at the start), with no ``retain_graph``.
@@ -205,7 +205,7 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
     handle = optimizer.register_step_post_hook(lambda *_: updates.__setitem__(0, updates[0] + 1))
     try:
         with backward_calls() as calls:
-            ops = count_ops(fn, model, inputs, targets, optimizer, reach)
+            ops = dispatch_counts(fn, model, inputs, targets, optimizer, reach)
     except Exception as error:  # the learner's error, reported instead of a traceback from inside the check
         cause = error.__context__ if isinstance(error, LabInputError) and error.__context__ is not None else error
         return CheckResult(name, False, f"raised {describe_error(cause)}")

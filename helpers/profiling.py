@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from helpers.device import pick_device
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, require_callable, run_specimen
 
 
 @dataclass(frozen=True)
@@ -173,3 +173,44 @@ def operator_calls(fn: Callable[[], object], prefix: str = "aten::") -> int:
         True
     """
     return sum(operator_counts(fn, prefix).values())
+
+
+def dispatch_counts(fn: Callable[..., object], *args: object, **kwargs: object) -> Counter:
+    """Run ``fn(*args, **kwargs)`` exactly once and count every ATen operator it dispatches, backward included.
+
+    A ``TorchDispatchMode`` sees each operator once per call, without the profiler: no warm-up run (so a
+    training step with an optimizer is taken once, as the caller expects), no profiler start-up. It sees
+    the operators ``backward()`` runs (``aten::tanh_backward`` once per RNN step a backward pass walks
+    through) and the forward operators that ``torch.utils.checkpoint`` runs again during backward. The
+    counts do not depend on the machine's speed or load. Only leaf operators are counted (``aten::linear``
+    shows as the ``aten::addmm`` it decomposes into), unlike ``operator_counts``.
+
+    Args:
+        fn: the computation (a function from the notebook, a lambda, a module).
+        *args, **kwargs: passed to ``fn``.
+
+    Returns:
+        ``Counter({"aten::name": calls})``.
+
+    Raises:
+        LabInputError: for a non-callable ``fn``, or when ``fn`` fails (the message names its error and line).
+
+    Example:
+        >>> w = torch.ones(3, requires_grad=True)
+        >>> counts = dispatch_counts(lambda: torch.tanh(w * 2).sum().backward())
+        >>> counts["aten::tanh"], counts["aten::tanh_backward"]
+        (1, 1)
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    require_callable(fn, "fn", "a function or module to run")
+    counts: Counter = Counter()
+
+    class _Counting(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            counts[f"aten::{func.overloadpacket.__name__}"] += 1
+            return func(*args, **(kwargs or {}))
+
+    with _Counting():
+        run_specimen(fn, "the function dispatch_counts runs", *args, **kwargs)
+    return counts

@@ -1,8 +1,9 @@
 import pytest
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from helpers.exercises import check_raises
-from helpers.profiling import OpCount, count_calls, describe_gemms, gemm_counts, profile_ops
+from helpers.profiling import OpCount, count_calls, describe_gemms, dispatch_counts, gemm_counts, profile_ops
 from helpers.validation import LabInputError
 
 
@@ -45,3 +46,48 @@ def test_bad_input_is_explained():
     if not torch.cuda.is_available():
         assert check_raises(lambda: profile_ops(lambda: None, kernels=True), LabInputError, match="cuda")
     assert describe_gemms([]) == "0 matrix multiplies"
+
+
+# --- dispatch_counts: operators counted by a dispatch mode, backward and recomputation included ---
+
+def _rnn_loss(cell, xs, h):
+    for x_t in xs:
+        h = cell(x_t, h)
+    return h.sum()
+
+
+def test_counts_forward_and_backward_operators():
+    w = torch.ones(4, requires_grad=True)
+    counts = dispatch_counts(lambda: (torch.tanh(w) * 3).sum().backward())
+    assert counts["aten::tanh"] == 1 and counts["aten::tanh_backward"] == 1 and counts["aten::sum"] == 1
+
+
+def test_backward_walks_each_recurrent_step_once():
+    torch.manual_seed(0)
+    cell, xs = torch.nn.RNNCell(2, 3), torch.randn(5, 4, 2)
+    counts = dispatch_counts(lambda: _rnn_loss(cell, xs, torch.zeros(4, 3)).backward())
+    assert counts["aten::tanh"] == 5 and counts["aten::tanh_backward"] == 5
+
+
+def test_checkpointing_shows_as_a_second_forward():
+    torch.manual_seed(0)
+    cell, xs = torch.nn.RNNCell(2, 3), torch.randn(6, 4, 2)
+    counts = dispatch_counts(lambda: checkpoint(_rnn_loss, cell, xs, torch.zeros(4, 3), use_reentrant=False).backward())
+    assert counts["aten::tanh"] == 12 and counts["aten::tanh_backward"] == 6
+
+
+def test_passes_arguments_and_counts_nothing_for_pure_python():
+    assert dispatch_counts(lambda a, b=0: a + b, 1, b=2) == {}
+
+
+def test_not_callable_is_explained():
+    with pytest.raises(LabInputError, match="fn must be a function"):
+        dispatch_counts(42)
+
+
+def test_a_failing_function_becomes_one_lab_input_error():
+    def broken():
+        return torch.ones(2) @ torch.ones(3)
+
+    with pytest.raises(LabInputError, match="dispatch_counts runs.*RuntimeError"):
+        dispatch_counts(broken)
