@@ -12,7 +12,7 @@ CELL_TIMEOUT ?= 300
 CHROMIUM ?= /usr/bin/chromium
 NOTEBOOK_TIMEOUT ?= 600
 
-.PHONY: help lab test check-env execute test-browser bench lock clean
+.PHONY: help lab test check-env execute test-browser test-compat bench lock clean
 
 help:
 	@echo "make lab          open JupyterLab on notebooks/ (creates .venv on first use)"
@@ -20,12 +20,13 @@ help:
 	@echo "make check-env    versions, CUDA, threads, widgets, graphviz, and what to do about gaps"
 	@echo "make execute      re-run every notebook in place so stored outputs come from a real run"
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
+	@echo "make test-compat  the tests in separate environments (torch 2.14.1, floor versions); records in compat/records/"
 	@echo "make bench        record reference timings into data/reference/ (see README)"
 
 $(STAMP): pyproject.toml constraints.txt lab-overrides.json
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test]'
 	@# JupyterLab defaults for the course (code cells wrap long lines instead of scrolling sideways)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
@@ -54,17 +55,25 @@ execute: $(STAMP)
 # collects no notebook here (the browser test runs them itself).
 test-browser: $(STAMP)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || \
-	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,browser]'
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,browser]'
 	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
 	  "(Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m browser -v -rA --durations=0 tests/browser
+
+# Each case builds its own environment under build/compat/ from a fresh clone of the current commit and
+# writes compat/records/<case>.json. COMPAT_CASES="--case colab-like-py312" runs the Colab-like case
+# (Python 3.12, downloads about 3 GB of torch the first time).
+COMPAT_CASES ?=
+test-compat:
+	COMPAT_COMMAND="make test-compat $(if $(COMPAT_CASES),COMPAT_CASES='$(COMPAT_CASES)')" \
+	  python3 scripts/compat.py $(COMPAT_CASES)
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.new
 	@echo "wrote constraints.new: review, keep the header of constraints.txt, then replace it"
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts build/compat
 
 # Reference timings: `make bench` (CPU) or `make bench DEVICE=cuda` on a GPU machine.
 DEVICE ?= cpu
