@@ -1,6 +1,9 @@
 # RNN Loops Lab. The README's two set-up commands are `make lab` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# A supported Python (3.11 preferred, then 3.12), found by scripts/find-python.sh; or make lab PYTHON=/path/to/python
+ifndef PYTHON
+PYTHON := $(shell sh scripts/find-python.sh)
+endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -24,8 +27,13 @@ help:
 	@echo "make bench        record reference timings into data/reference/ (see README)"
 
 $(STAMP): pyproject.toml constraints.txt lab-overrides.json
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { \
+	  echo "No Python 3.11 or 3.12 found (on PATH, in pyenv, Homebrew or python.org's usual places)."; \
+	  echo "Install Python 3.11 (the tested version): python.org's installer (macOS, Windows),"; \
+	  echo "'brew install python@3.11' (macOS), 'sudo apt-get install python3.11 python3.11-venv' (Debian/Ubuntu),"; \
+	  echo "'pyenv install 3.11', or use conda: 'conda env create -f environment.yml' (see README)."; \
+	  echo "Or point make at one you have: make lab PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test]'
 	@# JupyterLab defaults for the course (code cells wrap long lines instead of scrolling sideways)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -41,10 +49,11 @@ check-env: $(STAMP)
 	@$(BIN)/python -m helpers.device
 
 # A finite per-cell and per-notebook timeout: widget notebooks can stall nbconvert forever otherwise.
+# scripts/run_with_timeout.py, not GNU timeout, which macOS and Windows lack.
 execute: $(STAMP)
 	@set -e; for nb in $(NOTEBOOKS); do \
 	  echo "executing $$nb"; start=$$(date +%s); \
-	  timeout $(NOTEBOOK_TIMEOUT) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  $(BIN)/python scripts/run_with_timeout.py $(NOTEBOOK_TIMEOUT) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.store_widget_state=True "$$nb"; \
 	  echo "  took $$(( $$(date +%s) - start )) s"; \
 	done
@@ -66,7 +75,7 @@ test-browser: $(STAMP)
 COMPAT_CASES ?=
 test-compat:
 	COMPAT_COMMAND="make test-compat $(if $(COMPAT_CASES),COMPAT_CASES='$(COMPAT_CASES)')" \
-	  python3 scripts/compat.py $(COMPAT_CASES)
+	  $(or $(PYTHON),python3) scripts/compat.py $(COMPAT_CASES)
 
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.new

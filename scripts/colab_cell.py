@@ -130,6 +130,10 @@ def _dump(notebook: dict) -> str:
     return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"  # nbformat's own layout
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def stale(path: Path) -> bool:
     notebook = json.loads(path.read_text())
     return updated(notebook, path.name) != notebook
@@ -172,12 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = [p for p in notebooks() if stale(p)]
     if args.check:
         for path in paths:
-            print(f"{path.relative_to(ROOT)}: Colab cell or link missing or out of date; run "
+            print(f"{_shown(path)}: Colab cell or link missing or out of date; run "
                   "'python scripts/colab_cell.py --write', then 'make execute'")
         return 1 if paths else 0
     for path in paths:
         path.write_text(_dump(updated(json.loads(path.read_text()), path.name)))
-        print(f"updated {path.relative_to(ROOT)}")
+        print(f"updated {_shown(path)}")
     return 0
 
 

@@ -277,6 +277,8 @@ def run_case(case: Case, command: str) -> dict[str, object]:
         "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_commit": _git("rev-parse", "HEAD"),
         # each case tests a clone of this commit: uncommitted changes are not part of the record
+        "kernel_filter": "scripts/compat_kernel_startup.py drops torch's 'No CUDA runtime is found' log line, "
+                         "nothing else",
         "machine": {"system": platform.system(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
                     "gpu": _gpu()},
     }
@@ -326,6 +328,45 @@ def write_record(record: dict[str, object]) -> Path:
     return path
 
 
+README = ROOT / "README.md"
+MATRIX_START, MATRIX_END = "<!-- compat-matrix:start -->", "<!-- compat-matrix:end -->"
+
+
+def load_records() -> list[dict[str, object]]:
+    known = list(cases())
+    records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
+    return sorted(records, key=lambda r: known.index(r["case"]) if r["case"] in known else len(known))
+
+
+def matrix_markdown(records: list[dict[str, object]]) -> str:
+    """The README's tested matrix, one row per record."""
+    rows = ["| case | Python | torch | numpy | matplotlib | ipywidgets | result | run on |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for record in records:
+        versions = record.get("versions") or {}
+        counts = record.get("counts") or {}
+        if record["outcome"] in ("passed", "failed"):
+            result = f"{record['outcome']}: {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed"
+            if counts.get("skipped"):
+                result += f", {counts['skipped']} skipped"
+        else:
+            result = f"{record['outcome']} ({record.get('reason') or record.get('failed_step')})"
+        cells = [f"`{record['case']}`", record.get("python", "-")] + [
+            versions.get(name) or "-" for name in ("torch", "numpy", "matplotlib", "ipywidgets")]
+        cells += [result, f"{record['date'][:10]}, commit {str(record['git_commit'])[:7]}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def write_readme_matrix() -> None:
+    text = README.read_text()
+    if MATRIX_START not in text:
+        return
+    head, rest = text.split(MATRIX_START, 1)
+    _, tail = rest.split(MATRIX_END, 1)
+    README.write_text(f"{head}{MATRIX_START}\n{matrix_markdown(load_records())}\n{MATRIX_END}{tail}")
+
+
 def main(argv: list[str] | None = None) -> int:
     known = cases()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -346,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{case.name}] {record['outcome']}: {record.get('summary') or record.get('reason') or record.get('failed_step')}"
               f" -> {path.relative_to(ROOT)}", flush=True)
         failures += record["outcome"] != "passed"
+    write_readme_matrix()
     return 1 if failures else 0
 
 

@@ -52,6 +52,8 @@ def test_follows_the_course_skeleton(path):
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     for heading in ("What you will learn", "Prerequisites", "Summary", "Exercises"):
         assert heading in markdown, f"{path.name} lacks the '{heading}' section of the shared skeleton"
-    first_code = "".join(_code_cells(path)[0]["source"])
+    # the Colab cell (scripts/colab_cell.py) and a parameters cell may come before the setup cell
+    first_code = "".join(next(c for c in _code_cells(path) if c.get("id") != "colab-setup"
+                              and "parameters" not in c.get("metadata", {}).get("tags", []))["source"])
     assert "seed_everything" in first_code and "set_threads" in first_code, (
         f"{path.name}: the first code cell must be the setup cell (seed, threads, device, versions)")
