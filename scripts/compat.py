@@ -64,6 +64,7 @@ class Case:
     pins: dict[str, str] = field(default_factory=dict)
     unpin: tuple[str, ...] = ()
     colab: bool = False               # install the way the notebooks' Colab cell does
+    extras: str = "lab,test"          # as make installs; the floor case leaves out JupyterLab (needs ipywidgets 8)
 
 
 def _floor_pins() -> dict[str, str]:
@@ -84,7 +85,7 @@ def cases() -> dict[str, Case]:
              default=True, torch="2.14.1"),
         Case("floor-py311", "3.11",
              "the lowest versions pyproject.toml declares (compat/floors.txt), test tools from constraints.txt",
-             default=True, torch=floors["torch"], pins=floors,
+             default=True, torch=floors["torch"], pins=floors, extras="test",
              unpin=("widgetsnbextension", "jupyterlab_widgets", "jupyterlab", "contourpy", "fonttools", "kiwisolver",
                     "pillow", "pyparsing", "packaging")),
         Case("colab-like-py312", "3.12",
@@ -172,7 +173,7 @@ def _install(case: Case, runner: Runner, workdir: Path, python: str) -> tuple[Pa
     if not case.colab:
         source = workdir / "src"
         runner.run(["git", "clone", "--quiet", ROOT, source], "a fresh clone of this commit")
-        runner.run([*pip, "-c", constraints, "-e", ".[test]"], "install the course with the case's versions",
+        runner.run([*pip, "-c", constraints, "-e", f".[{case.extras}]"], "install the course with the case's versions",
                    cwd=source)
         return py, source
     # Colab-like: first what a Colab runtime already has, then the notebooks' own Colab cell installs the course.

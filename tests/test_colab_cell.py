@@ -49,6 +49,7 @@ def test_write_inserts_once_and_check_then_passes(tmp_path, monkeypatch):
     assert colab_cell.main(["--check"]) == 0
     written = json.loads((tmp_path / "09_title.ipynb").read_text())
     assert [c["id"] for c in written["cells"]] == ["t", "m", colab_cell.CELL_ID, "s"]
+    assert written["cells"][2]["metadata"]["tags"] == ["colab-setup", "nbval-ignore-output"]
     title = "".join(written["cells"][0]["source"])
     assert title.count("Open in Colab") == 1 and title.startswith("# 09 · Title\n\n[▶ Open in Colab](")
     assert title.endswith("\n\nIntro.")

@@ -87,6 +87,7 @@ def _notebook(path: Path, source: str) -> Path:
 def _make_execute(tmp_path: Path, notebook: Path, *variables: str) -> subprocess.CompletedProcess:
     import sys
 
+    pytest.importorskip("nbconvert", reason="make execute runs nbconvert, installed with the lab extra")
     env = {**os.environ, "PATH": _path_without(tmp_path, "timeout")}
     assert shutil.which("timeout", path=env["PATH"]) is None
     # this environment's python and jupyter (VENV), the stamp taken as done (-o): only the recipe runs
