@@ -162,7 +162,7 @@ class StepFailed(Exception):
         self.what, self.output = what, output
 
 
-def _install(case: Case, runner: Runner, workdir: Path, python: str) -> tuple[Path, Path]:
+def _install(case: Case, runner: Runner, workdir: Path, python: str, commit: str) -> tuple[Path, Path]:
     """Create the case's environment and install the course into it; returns (python, the course's clone)."""
     venv = workdir / "venv"
     runner.run([python, "-m", "venv", venv], "create the environment")
@@ -172,7 +172,8 @@ def _install(case: Case, runner: Runner, workdir: Path, python: str) -> tuple[Pa
     _constraints_for(case, constraints)
     if not case.colab:
         source = workdir / "src"
-        runner.run(["git", "clone", "--quiet", ROOT, source], "a fresh clone of this commit")
+        runner.run(["git", "clone", "--quiet", ROOT, source], "a fresh clone of this repository")
+        runner.run(["git", "checkout", "--quiet", commit], "at the recorded commit", cwd=source)
         runner.run([*pip, "-c", constraints, "-e", f".[{case.extras}]"], "install the course with the case's versions",
                    cwd=source)
         return py, source
@@ -185,10 +186,10 @@ def _install(case: Case, runner: Runner, workdir: Path, python: str) -> tuple[Pa
     preinstalled = [f"torch=={case.torch}", f"ipywidgets=={case.pins['ipywidgets']}", "numpy", "matplotlib",
                     "ipykernel", "pytest", "pytest-timeout", "nbval", "nbclient", "pyyaml"]
     runner.run([*pip, "--find-links", wheels, *preinstalled], "install what a Colab runtime already has")
-    return py, _run_colab_cell(runner, workdir, py)
+    return py, _run_colab_cell(runner, workdir, py, commit)
 
 
-def _run_colab_cell(runner: Runner, workdir: Path, py: Path) -> Path:
+def _run_colab_cell(runner: Runner, workdir: Path, py: Path, commit: str) -> Path:
     """Clone this commit into the case and run the notebooks' Colab cell with Colab faked, from /content-like cwd."""
     content = workdir / "content"
     content.mkdir()
@@ -198,7 +199,7 @@ def _run_colab_cell(runner: Runner, workdir: Path, py: Path) -> Path:
     import colab_cell  # the cell's source is defined there, once
 
     tag = colab_cell.release_tag()
-    runner.run(["git", "--git-dir", origin, "tag", "-f", tag, _git("rev-parse", "HEAD")], f"tag HEAD as {tag}")
+    runner.run(["git", "--git-dir", origin, "tag", "-f", tag, commit], f"tag the recorded commit as {tag}")
     env = {**os.environ, colab_cell.REPO_ENV: origin.as_uri(), colab_cell.DIR_ENV: str(content / "rnn-loops-lab")}
     before = _versions(py)["torch"]
     runner.run([py, ROOT / "scripts" / "colab_cell.py", "--run-as-colab"], "run the notebooks' Colab cell",
@@ -289,7 +290,7 @@ def run_case(case: Case, command: str) -> dict[str, object]:
         record.update(outcome="not run", reason=f"no Python {case.python} found on PATH or in pyenv")
         return record
     try:
-        py, source = _install(case, runner, workdir, python)
+        py, source = _install(case, runner, workdir, python, str(record["git_commit"]))
     except StepFailed as failure:
         record.update(outcome="install failed", failed_step=failure.what, steps=runner.steps,
                       output_tail=failure.output[-4000:])
