@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{case.name:<22} {'default ' if case.default else 'on demand'}  {case.description}")
         return 0
     chosen = [known[name] for name in args.case] if args.case else [c for c in known.values() if c.default]
-    command = os.environ.get("COMPAT_COMMAND") or " ".join(["python", "scripts/compat.py", *(argv or sys.argv[1:])])
+    command = os.environ.get("COMPAT_COMMAND", "").strip() or " ".join(["python", "scripts/compat.py", *(argv or sys.argv[1:])])
     failures = 0
     for case in chosen:
         record = run_case(case, command)
