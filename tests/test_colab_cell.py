@@ -101,7 +101,7 @@ def test_bootstrap_in_a_fresh_environment_from_a_local_clone(tmp_path):
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "clone", "--quiet", "--bare", ROOT, origin], check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["git", "--git-dir", origin, "tag", colab_cell.release_tag(), head], check=True)
+    subprocess.run(["git", "--git-dir", origin, "tag", "-f", colab_cell.release_tag(), head], check=True)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
