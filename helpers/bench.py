@@ -1,23 +1,25 @@
-"""``python -m helpers.bench`` (``make bench``): record the notebooks' standard timing experiments to JSON.
+"""``python -m helpers.bench`` (``make bench``): record the notebooks' timing experiments to JSON.
 
-It runs the same ``Experiment`` objects the notebooks' panels use (``standard_experiments`` in
-``helpers.timedist``, ``helpers.lstm_variants``, ``helpers.autograd_loops``, ``helpers.cells`` and
-``helpers.rnn_compare``) and writes one file of
-records whose metadata (versions, device, threads, date, exact command) is collected here, on the
-machine that measured. ``helpers.reference`` reads these files back for the notebooks.
+There is one source for every recorded figure: the notebooks themselves. The command executes each notebook
+(with nbclient, in a fresh kernel) after replacing its ``parameters`` cell with ``SCALE``, ``DEVICE`` and
+``BENCH_OUT`` values, as papermill does. The notebook's timing cells hand their records to ``bench_record``,
+which appends them to ``BENCH_OUT``; the command then adds the metadata it collects on the machine that
+measured (versions, device, date, git commit, the exact command) and writes one JSON file atomically.
+``helpers.reference`` reads these files back for the notebooks.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
+import math
 import os
 import platform
 import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,82 +28,13 @@ import torch
 
 from helpers.device import cpu_name, pick_device
 from helpers.reference import REFERENCE_DIR
-from helpers.timing import Experiment, TimingRecord, run_experiment
-from helpers.validation import LabInputError
+from helpers.timing import TimingRecord
+from helpers.validation import LabInputError, require_choice
 
-EXPERIMENT_MODULES = ("helpers.timedist", "helpers.lstm_variants", "helpers.autograd_loops", "helpers.cells",
-                      "helpers.rnn_compare")
 SCALES = ("notebook", "reference")
-
-
-def collect_experiments(scale: str = "reference", modules: Sequence[str] | None = None) -> list[Experiment]:
-    """The standard experiments of every notebook module that defines ``standard_experiments(scale)``.
-
-    Args:
-        scale: ``"notebook"`` (the small sizes the notebooks run live) or ``"reference"`` (larger).
-        modules: module names to ask (default: ``EXPERIMENT_MODULES``).
-
-    Returns:
-        The experiments, in module order.
-
-    Example:
-        >>> collect_experiments("notebook", modules=[])
-        []
-    """
-    if scale not in SCALES:
-        raise LabInputError(f"scale must be one of {SCALES}; got {scale!r}.")
-    experiments = []
-    for name in EXPERIMENT_MODULES if modules is None else modules:
-        module = importlib.import_module(name)
-        experiments += module.standard_experiments(scale)
-    return experiments
-
-
-def machine_metadata(device: torch.device, threads: int) -> dict[str, object]:
-    """What was measured on: versions, device name, threads, date; read from this machine now.
-
-    Example:
-        >>> machine_metadata(torch.device("cpu"), 2)["device"]
-        'cpu'
-    """
-    cuda = device.type == "cuda"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {
-        "device": device.type,
-        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda if cuda else None,
-        "cudnn": torch.backends.cudnn.version() if cuda else None,
-        "threads": threads,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit,
-    }
-
-
-def run_bench(experiments: Sequence[Experiment], device: str, threads: int, min_run_time: float,
-              command: str) -> dict:
-    """Run the experiments and return the JSON-ready document (``meta`` + ``experiments``)."""
-    dev = pick_device(device)
-    document = {"meta": {**machine_metadata(dev, threads), "command": command, "min_run_time_s": min_run_time},
-                "experiments": {}}
-    for i, experiment in enumerate(experiments, 1):
-        start = time.perf_counter()
-        print(f"[{i}/{len(experiments)}] {experiment.name}: sizes {list(experiment.sizes)}, "
-              f"{', '.join(experiment.builders)}", file=sys.stderr, flush=True)
-        records = run_experiment(experiment, str(dev), threads, min_run_time, progress=True)
-        document["experiments"][experiment.name] = {
-            "size_name": experiment.size_name, "baseline": experiment.baseline,
-            "sizes": list(experiment.sizes), "fixed": dict(experiment.fixed), "modes": list(experiment.modes),
-            "records": [r.as_dict() for r in records]}
-        print(f"    done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    return document
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+_RECORD_CALL = re.compile(r"bench_record\(\s*BENCH_OUT\s*,\s*[fr]?[\"'](nb\d\d\.[^\"']+)[\"']")
+MAX_CELL_TIMEOUT_S = 3 * 3600
 
 
 def bench_record(out: str | os.PathLike | None, name: str, records: Sequence[TimingRecord], *, size_name: str,
@@ -139,10 +72,206 @@ def bench_record(out: str | os.PathLike | None, name: str, records: Sequence[Tim
         handle.write(json.dumps(entry) + "\n")
 
 
+def read_records(path: str | os.PathLike) -> dict[str, dict]:
+    """The experiments a notebook run handed over through ``bench_record``, keyed by name (last one wins).
+
+    Args:
+        path: the ``BENCH_OUT`` file (JSON lines); a missing file means nothing was recorded.
+
+    Returns:
+        ``{name: entry}`` with ``size_name``, ``baseline``, ``sizes``, ``fixed``, ``modes``, ``records``.
+
+    Example:
+        >>> read_records("/nonexistent/bench.jsonl")
+        {}
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    experiments = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            name = entry.pop("name")
+            entry["records"] = [TimingRecord(**r).as_dict() for r in entry["records"]]
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+            raise LabInputError(f"{path}, line {number}: not a bench_record entry ({error}).") from None
+        experiments[name] = entry
+    return experiments
+
+
+def find_notebooks(selection: Sequence[str] | None = None, directory: Path | None = None) -> list[Path]:
+    """The course notebooks to execute, in order: all of them, or those named by number or file name.
+
+    Example:
+        >>> [p.name[:2] for p in find_notebooks(["01", "03"])]
+        ['01', '03']
+    """
+    notebooks = sorted((directory or NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
+    if not selection:
+        return notebooks
+    chosen = []
+    for item in selection:
+        matches = [p for p in notebooks if p.name == item or p.name[:2] == str(item).zfill(2)]
+        if not matches:
+            raise LabInputError(f"no notebook {item!r}; choose from {[p.name for p in notebooks]} "
+                                "(a number such as 01 is enough).")
+        chosen += [p for p in matches if p not in chosen]
+    return chosen
+
+
+def recorded_names(notebook: Path) -> list[str]:
+    """The experiment names a notebook hands to ``bench_record`` (read from its code cells).
+
+    Example:
+        >>> all(name.startswith("nb") for p in find_notebooks() for name in recorded_names(p))
+        True
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return list(dict.fromkeys(_RECORD_CALL.findall(source)))
+
+
+def inject_parameters(nb, **values: object):
+    """Replace the source of the notebook's cell tagged ``parameters`` with ``NAME = repr(value)`` lines.
+
+    Args:
+        nb: an ``nbformat`` notebook node (modified in place).
+        values: the parameters, e.g. ``SCALE="reference"``.
+
+    Returns:
+        The same notebook node.
+
+    Raises:
+        LabInputError: when no cell is tagged ``parameters``, or a value is not a known parameter there.
+
+    Example:
+        >>> import nbformat
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("SCALE = 'notebook'",
+        ...                                                                 metadata={"tags": ["parameters"]})])
+        >>> inject_parameters(nb, SCALE="reference").cells[0].source
+        "# Parameters injected by python -m helpers.bench\\nSCALE = 'reference'"
+    """
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise LabInputError(f"a notebook run by the bench needs exactly one cell tagged 'parameters'; found "
+                            f"{len(cells)}. Add the parameters cell described in notebooks/README.md.")
+    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", cells[0].source, flags=re.M))
+    unknown = set(values) - declared
+    if unknown:
+        raise LabInputError(f"the parameters cell does not declare {sorted(unknown)}; it declares {sorted(declared)}.")
+    cells[0].source = "\n".join(["# Parameters injected by python -m helpers.bench"]
+                                + [f"{name} = {value!r}" for name, value in values.items()])
+    return nb
+
+
+def run_notebook(path: Path, *, scale: str, device: str, out: Path, cell_timeout: float,
+                 keep_executed: Path | None = None) -> None:
+    """Execute one notebook in a fresh kernel with the bench's parameters; its records go to ``out``.
+
+    Raises:
+        LabInputError: when the notebook has no parameters cell or a cell fails (the cell's error is named).
+    """
+    import nbclient
+    import nbformat
+
+    nb = inject_parameters(nbformat.read(path, as_version=4), SCALE=scale, DEVICE=device, BENCH_OUT=str(out))
+    client = nbclient.NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+                                     resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as error:
+        summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise LabInputError(f"{path.name} failed while recording: {summary}") from None
+    except nbclient.exceptions.CellTimeoutError:
+        raise LabInputError(f"{path.name}: a cell ran longer than {cell_timeout:.0f} s; "
+                            "raise --cell-timeout or record fewer notebooks.") from None
+    finally:
+        if keep_executed is not None:
+            keep_executed.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, keep_executed / path.name)
+
+
+def machine_metadata(device: torch.device) -> dict[str, object]:
+    """What was measured on: versions, device name, date, git commit; read from this machine now.
+
+    Example:
+        >>> machine_metadata(torch.device("cpu"))["device"]
+        'cpu'
+    """
+    cuda = device.type == "cuda"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "driver": _nvidia_driver() if cuda else None,
+        "cpu_name": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit,
+    }
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        result = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=10)
+        return result.stdout.strip().splitlines()[0] if result.returncode == 0 and result.stdout.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def default_output(meta: dict) -> Path:
-    """``data/reference/<device>-<device name>-<date>.json``."""
+    """``data/reference/<device>-<device name>-<date>.json``.
+
+    Example:
+        >>> default_output({"device": "cpu", "device_name": "Some CPU @ 2GHz", "date": "2026-12-01T00:00"}).name
+        'cpu-some-cpu-2ghz-2026-12-01.json'
+    """
     slug = re.sub(r"[^a-z0-9]+", "-", str(meta["device_name"]).lower()).strip("-")[:40]
     return REFERENCE_DIR / f"{meta['device']}-{slug}-{str(meta['date'])[:10]}.json"
+
+
+def write_document(document: dict, out: Path) -> Path:
+    """Write the JSON document atomically (a temporary file in the same folder, then a rename).
+
+    A run that is interrupted never leaves a truncated file where the notebooks would read it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "ref.json"
+        >>> write_document({"meta": {}, "experiments": {}}, target).read_text().startswith("{")
+        True
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(document, indent=1) + "\n")
+        os.replace(temporary, out)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return out
+
+
+def _thread_summary(experiments: dict[str, dict]) -> int | str | None:
+    threads = sorted({r["threads"] for e in experiments.values() for r in e["records"]})
+    return threads[0] if len(threads) == 1 else (" and ".join(map(str, threads)) if threads else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,31 +279,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m helpers.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--scale", default="reference", choices=SCALES)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds of measurement per point")
-    parser.add_argument("--only", nargs="*", default=None, help="experiment names to run (default: all)")
+    parser.add_argument("--notebooks", nargs="*", default=None, help="notebooks to run, e.g. 01 02 (default: all)")
+    parser.add_argument("--cell-timeout", type=float, default=1800.0, help="seconds one cell may run")
     parser.add_argument("--out", type=Path, default=None, help="output file (default: data/reference/...)")
-    parser.add_argument("--list", action="store_true", help="list the experiments and exit")
+    parser.add_argument("--keep-executed", type=Path, default=None,
+                        help="folder to save the executed notebooks in, to inspect a run")
+    parser.add_argument("--list", action="store_true", help="list the notebooks and what they record, then exit")
     args = parser.parse_args(argv)
     command = "python -m helpers.bench " + " ".join(map(shlex.quote, argv if argv is not None else sys.argv[1:]))
     try:
-        experiments = collect_experiments(args.scale)
-        if args.only:
-            unknown = set(args.only) - {e.name for e in experiments}
-            if unknown:
-                raise LabInputError(f"unknown experiment(s) {sorted(unknown)}; known: {[e.name for e in experiments]}")
-            experiments = [e for e in experiments if e.name in args.only]
+        require_choice(args.scale, "scale", SCALES)
+        if not (math.isfinite(args.cell_timeout) and 0 < args.cell_timeout <= MAX_CELL_TIMEOUT_S):
+            raise LabInputError(f"--cell-timeout must be a number of seconds in (0, {MAX_CELL_TIMEOUT_S}]; "
+                                f"got {args.cell_timeout}.")
+        notebooks = find_notebooks(args.notebooks)
         if args.list:
-            for e in experiments:
-                print(f"{e.name}: {e.size_name} in {list(e.sizes)}; {', '.join(e.builders)}; fixed {dict(e.fixed)}")
+            for path in notebooks:
+                print(f"{path.name}: {', '.join(recorded_names(path)) or '(records nothing)'}")
             return 0
-        document = run_bench(experiments, args.device, args.threads, args.min_run_time, command)
+        dev = pick_device(args.device)
+        meta = machine_metadata(dev)
+        experiments: dict[str, dict] = {}
+        with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+            for i, path in enumerate(notebooks, 1):
+                out = Path(scratch) / f"{path.stem}.jsonl"
+                print(f"[{i}/{len(notebooks)}] {path.name} (scale {args.scale}, device {dev.type})",
+                      file=sys.stderr, flush=True)
+                start = time.perf_counter()
+                run_notebook(path, scale=args.scale, device=dev.type, out=out, cell_timeout=args.cell_timeout,
+                             keep_executed=args.keep_executed)
+                recorded = read_records(out)
+                experiments.update(recorded)
+                print(f"    {len(recorded)} experiment(s) in {time.perf_counter() - start:.0f} s: "
+                      f"{', '.join(recorded) or 'none'}", file=sys.stderr, flush=True)
+        if not experiments:
+            raise LabInputError("no notebook recorded anything; timing cells call bench_record(BENCH_OUT, ...).")
     except LabInputError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-    out = args.out or default_output(document["meta"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(document, indent=1) + "\n")
+    meta.update(threads=_thread_summary(experiments), scale=args.scale, command=command,
+                notebooks=[p.name for p in notebooks])
+    out = write_document({"meta": meta, "experiments": experiments}, args.out or default_output(meta))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -1,5 +1,6 @@
 """Strict nbval passes trivially on a notebook stored unexecuted, so check how each one is stored."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,10 +51,63 @@ def test_figures_are_png_and_outputs_lean(path):
 def test_follows_the_course_skeleton(path):
     cells = json.loads(path.read_text())["cells"]
     markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    for heading in ("What you will learn", "Prerequisites", "Summary", "Exercises"):
+    for heading in ("What you will learn", "Prerequisites", "Summary", "Exercises", "Solutions"):
         assert heading in markdown, f"{path.name} lacks the '{heading}' section of the shared skeleton"
-    # the Colab cell (scripts/colab_cell.py) and a parameters cell may come before the setup cell
-    first_code = "".join(next(c for c in _code_cells(path) if c.get("id") != "colab-setup"
-                              and "parameters" not in c.get("metadata", {}).get("tags", []))["source"])
-    assert "seed_everything" in first_code and "set_threads" in first_code, (
-        f"{path.name}: the first code cell must be the setup cell (seed, threads, device, versions)")
+    code = _code_cells(path)
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: exactly one code cell must be tagged 'parameters' (make bench injects there)"
+    parameters = "".join(code[tagged[0]]["source"])
+    for name in ("SCALE", "DEVICE", "BENCH_OUT"):
+        assert re.search(rf"^{name}\s*=", parameters, flags=re.M), f"{path.name}: the parameters cell must set {name}"
+    setup = [i for i, c in enumerate(code) if "seed_everything" in "".join(c["source"])]
+    assert setup and setup[0] == tagged[0] + 1, (
+        f"{path.name}: the setup cell (seed, threads, device, versions) must follow the parameters cell")
+    setup_source = "".join(code[setup[0]]["source"])
+    assert "set_threads" in setup_source and "pick_device(DEVICE)" in setup_source
+
+
+def _sections(cells):
+    """``[(heading, [cells])]`` for every numbered section ``## N. ...``, up to the next level-2 heading."""
+    sections, current = [], None
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("## "):
+                    current = (line, []) if re.match(r"^##\s+\d+\.", line) else None
+                    if current:
+                        sections.append(current)
+        elif current is not None:
+            current[1].append(cell)
+    return sections
+
+
+def _text(cell):
+    return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_every_numbered_section_ends_in_a_checked_verdict(path):
+    sections = _sections(json.loads(path.read_text())["cells"])
+    assert sections, f"{path.name} has no numbered sections '## 1. ...'"
+    for heading, cells in sections:
+        checked = [c for c in cells if "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"])]
+        verdicts = [c for c in checked if re.search(r"^Verdict: ", _text(c), flags=re.M)]
+        assert verdicts, f"{path.name}: {heading!r} has no checked cell printing 'Verdict: ...'"
+        assert checked[-1] is verdicts[-1], (
+            f"{path.name}: {heading!r} must end with its checked verdict cell (only ignored cells may follow it)")
+        for line in re.findall(r"^Verdict: .*$", _text(verdicts[-1]), flags=re.M):
+            assert not re.search(r"\d\.\d{3,}|\de-\d", line), f"{path.name}: a raw measured number in {line!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_summary_gives_one_word_verdicts(path):
+    cells = json.loads(path.read_text())["cells"]
+    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    summary = markdown.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    rows = [r for r in summary.splitlines() if r.startswith("|")]
+    header = [h.strip() for h in rows[0].strip("|").split("|")]
+    assert "Verdict" in header, f"{path.name}: the summary table needs a 'Verdict' column"
+    column = header.index("Verdict")
+    verdicts = [r.strip("|").split("|")[column].strip().strip("*") for r in rows[2:]]
+    assert verdicts and set(verdicts) <= {"True", "False", "Partly"}, (
+        f"{path.name}: summary verdicts must be one word (True / False / Partly); got {verdicts}")

@@ -123,3 +123,21 @@ def test_plot_labels_the_measured_sizes_only():
     assert list(ax.get_xticks()) == [8, 64, 512]
     assert all(label.get_text() == "" for label in ax.get_xaxis().get_minorticklabels())
     assert "2 threads" in ax.get_title()
+
+
+def test_sizes_may_come_from_numpy_and_slopes_from_arrays():
+    import numpy as np
+
+    records = timing.time_implementations(_builders(), np.array([8, 16]), min_run_time=0.001, threads=1)
+    assert [r.size for r in records if r.implementation == "small"] == [8, 16]
+    assert all(type(r.size) is int for r in records)
+    assert timing.fit_loglog_slope(np.array([1, 2, 4]), np.array([2.0, 4.0, 8.0])) == pytest.approx(1.0)
+
+
+def test_the_longest_allowed_measurement_is_accepted_but_not_beyond():
+    with pytest.raises(LabInputError, match=r"in \(0, 60\] seconds; got 60.5"):
+        timing.time_callable(lambda: torch.ones(1), min_run_time=60.5)
+    with pytest.raises(LabInputError, match="at least 601 s"):  # 601 rounds × 1 s, refused before any timing
+        timing.interleaved_medians({"a": lambda: torch.ones(1)}, rounds=601, min_run_time=1)
+    with pytest.raises(LabInputError, match="at least 640 s"):  # 2 builders × 32 sizes × 10 s
+        timing.time_implementations(_builders(), list(range(1, 33)), min_run_time=10)
