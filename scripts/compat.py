@@ -340,22 +340,27 @@ def load_records() -> list[dict[str, object]]:
     return sorted(records, key=lambda r: known.index(r["case"]) if r["case"] in known else len(known))
 
 
+def _tally(tests: dict[str, str], notebooks: bool) -> str:
+    chosen = [status for name, status in tests.items() if (".ipynb::" in name) == notebooks]
+    text = f"{chosen.count('passed')} passed, {chosen.count('failed')} failed"
+    return text + (f", {chosen.count('skipped')} skipped" if chosen.count("skipped") else "")
+
+
 def matrix_markdown(records: list[dict[str, object]]) -> str:
-    """The README's tested matrix, one row per record."""
-    rows = ["| case | Python | torch | numpy | matplotlib | ipywidgets | result | run on |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    """The README's tested matrix, one row per record: notebook cells (strict nbval) apart from the other tests."""
+    rows = ["| case | Python | torch | numpy | matplotlib | ipywidgets | notebook cells, strict nbval | "
+            "unit tests and doctests | run on |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for record in records:
         versions = record.get("versions") or {}
-        counts = record.get("counts") or {}
+        tests = record.get("tests") or {}
         if record["outcome"] in ("passed", "failed"):
-            result = f"{record['outcome']}: {counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed"
-            if counts.get("skipped"):
-                result += f", {counts['skipped']} skipped"
+            results = [_tally(tests, notebooks=True), _tally(tests, notebooks=False)]
         else:
-            result = f"{record['outcome']} ({record.get('reason') or record.get('failed_step')})"
+            results = [f"{record['outcome']} ({record.get('reason') or record.get('failed_step')})", "-"]
         cells = [f"`{record['case']}`", record.get("python", "-")] + [
             versions.get(name) or "-" for name in ("torch", "numpy", "matplotlib", "ipywidgets")]
-        cells += [result, f"{record['date'][:10]}, commit {str(record['git_commit'])[:7]}"]
+        cells += [*results, f"{record['date'][:10]}, commit {str(record['git_commit'])[:7]}"]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -375,7 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", choices=sorted(known),
                         help="run this case (repeatable); default: the cases marked default")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--readme", action="store_true", help="only rewrite README's matrix from compat/records/")
     args = parser.parse_args(argv)
+    if args.readme:
+        write_readme_matrix()
+        return 0
     if args.list:
         for case in known.values():
             print(f"{case.name:<22} {'default ' if case.default else 'on demand'}  {case.description}")
