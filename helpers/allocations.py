@@ -18,7 +18,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, run_specimen
 
 
 @dataclass
@@ -150,5 +150,5 @@ def allocations_of(fn: Callable[..., object], *args: object, **kwargs: object) -
         raise LabInputError(f"fn must be callable (a function or module); got {type(fn).__name__}. "
                             "Wrap a statement in a lambda: allocations_of(lambda: loss.backward()).")
     with record_allocations() as record:
-        fn(*args, **kwargs)
+        run_specimen(fn, "allocations_of's fn", *args, **kwargs)
     return record

@@ -1,6 +1,7 @@
 """Device choice, seeding, thread count and the environment report behind ``make check-env``."""
 from __future__ import annotations
 
+import numbers
 import os
 import platform
 import random
@@ -17,6 +18,8 @@ import torch
 from helpers.validation import LabInputError, require_choice, require_positive_int
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+MAX_THREADS = 256  # more intra-op threads than any machine here has cores only adds contention
+MAX_SEED = 2**32 - 1  # NumPy's generator takes seeds in 0..2**32 - 1
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -58,10 +61,16 @@ def available_devices() -> list[str]:
 def seed_everything(seed: int = 0) -> None:
     """Seed Python's, NumPy's and PyTorch's generators (all CUDA devices too).
 
+    Args:
+        seed: an integer in ``0..2**32 - 1`` (the range all three generators accept).
+
     Example:
         >>> seed_everything(0); a = torch.rand(2); seed_everything(0); torch.equal(a, torch.rand(2))
         True
     """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise LabInputError(f"seed must be an integer in 0..{MAX_SEED} (NumPy's range); got {seed!r}.")
+    seed = int(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -70,11 +79,18 @@ def seed_everything(seed: int = 0) -> None:
 def set_threads(count: int = 2) -> int:
     """Fix the number of intra-op CPU threads so timings are comparable; returns the count now in force.
 
+    Args:
+        count: threads, ``1..MAX_THREADS``.
+
+    Returns:
+        ``torch.get_num_threads()`` after the change.
+
     Example:
         >>> set_threads(1)
         1
     """
-    require_positive_int(count, "count")
+    count = require_positive_int(count, "count", maximum=MAX_THREADS,
+                                 reason="(more threads than any CPU here only adds contention)")
     torch.set_num_threads(count)
     return torch.get_num_threads()
 
@@ -106,7 +122,8 @@ def using_threads(count: int) -> Iterator[int]:
         >>> (n, inside, torch.get_num_threads() == before)
         (1, 1, True)
     """
-    require_positive_int(count, "threads")
+    count = require_positive_int(count, "threads", maximum=MAX_THREADS,
+                                 reason="(more threads than any CPU here only adds contention)")
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:
@@ -172,6 +189,8 @@ def format_report(report: dict[str, object]) -> str:
         >>> "torch" in format_report(environment_report())
         True
     """
+    if not isinstance(report, dict):
+        raise LabInputError(f"report must be the dict environment_report() returns; got {type(report).__name__}.")
     keys = ["python", "torch", "cuda_available", "cuda_version", "cudnn_version", "device_name",
             "threads", "cpu_count", "jupyterlab", "ipywidgets", "jupyterlab_widgets", "dot"]
     width = max(map(len, keys))

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from helpers.validation import LabInputError, require_number
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -21,6 +23,28 @@ class CheckResult:
     def __repr__(self) -> str:
         mark = "✅" if self.passed else ("⏳" if not self.answered else "❌")
         return f"{mark} {self.name}: {self.message}"
+
+
+def _require_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise LabInputError(f"name must be a string saying what is checked, e.g. 'x.grad'; got {type(name).__name__}.")
+    return name
+
+
+def _expected_tensor(expected: object, name: str) -> torch.Tensor:
+    """The expected value as a tensor; a check whose expected value is unusable can never pass, so refuse it."""
+    try:
+        want = torch.as_tensor(expected)
+    except Exception:
+        raise LabInputError(f"expected for {name!r} must be a tensor, a number or a nested tuple of them; got "
+                            f"{type(expected).__name__}.") from None
+    if not (want.is_floating_point() or want.is_complex() or want.dtype in
+            (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise LabInputError(f"expected for {name!r} has dtype {want.dtype}, which check_close cannot compare.")
+    if (want.is_floating_point() or want.is_complex()) and not bool(torch.isfinite(want).all()):
+        raise LabInputError(f"expected for {name!r} holds NaN or infinity, so no answer could ever match it; "
+                            "compute the expected value from finite inputs.")
+    return want
 
 
 def _not_answered(name: str) -> CheckResult:
@@ -42,10 +66,23 @@ def check_close(answer: object, expected: object, name: str = "answer",
         ``CheckResult``; on failure its message gives the shape/dtype mismatch or the largest
         difference and where it is.
 
+    Raises:
+        LabInputError: when the check itself is unusable (an expected value that is not numeric or holds
+            NaN, an empty expected sequence, a tolerance that is not a finite number >= 0); a wrong answer
+            is never raised, it fails the check.
+
     Example:
         >>> check_close(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
         ❌ answer: 1 of 2 elements differ; largest |difference| 0.5 at index (1,) (got 2, expected 2.5)
     """
+    name = _require_name(name)
+    atol = require_number(atol, "atol", low=0)
+    rtol = require_number(rtol, "rtol", low=0)
+    if isinstance(expected, (tuple, list)) and not expected:
+        raise LabInputError(f"expected for {name!r} is an empty sequence, so any empty answer would pass; give "
+                            "the values the answer must match.")
+    if not isinstance(expected, (tuple, list)):
+        want = _expected_tensor(expected, name)
     if answer is None or answer is Ellipsis:
         return _not_answered(name)
     if isinstance(expected, (tuple, list)):
@@ -59,9 +96,9 @@ def check_close(answer: object, expected: object, name: str = "answer",
         return CheckResult(name, True, f"correct (all {len(expected)} items within atol={atol:g}, rtol={rtol:g}).")
     try:
         got = torch.as_tensor(answer)
+        got.double()
     except Exception:
         return CheckResult(name, False, f"expected a tensor or number; got {type(answer).__name__}.")
-    want = torch.as_tensor(expected)
     if got.shape != want.shape:
         return CheckResult(name, False, f"shape {tuple(got.shape)} but expected {tuple(want.shape)}.")
     got64, want64 = got.detach().double().cpu(), want.detach().double().cpu()
@@ -79,14 +116,36 @@ def check_close(answer: object, expected: object, name: str = "answer",
 def check_equal(answer: object, expected: object, name: str = "answer") -> CheckResult:
     """Check an exact answer (an int, a string, a shape, a bool).
 
+    A tensor answer passes when it equals the expected value exactly (``torch.tensor(12) == 12``); for
+    tensors compared with a tolerance use ``check_close``.
+
+    Raises:
+        LabInputError: when ``expected`` is a tensor (use ``check_close``) or None.
+
     Example:
         >>> check_equal(12, 12, "x.grad")
         ✅ x.grad: correct (12).
     """
+    name = _require_name(name)
+    if isinstance(expected, torch.Tensor):
+        raise LabInputError(f"expected for {name!r} is a tensor; check tensors with check_close (exact: atol=0, "
+                            "rtol=0), or pass a plain value such as tuple(t.shape) or t.item().")
+    if expected is None or expected is Ellipsis:
+        raise LabInputError(f"expected for {name!r} is {expected!r}, the placeholder for 'not answered'; "
+                            "give the right answer.")
     if answer is None or answer is Ellipsis:
         return _not_answered(name)
-    if answer == expected:
+    try:
+        equal = answer == expected
+        if isinstance(equal, torch.Tensor):
+            equal = equal.numel() == 1 and bool(equal)
+        equal = bool(equal)
+    except Exception:  # an answer that cannot be compared (e.g. a tensor of several values against a number)
+        equal = False
+    if equal:
         return CheckResult(name, True, f"correct ({expected!r}).")
+    if isinstance(answer, torch.Tensor):
+        return CheckResult(name, False, f"got a tensor of shape {tuple(answer.shape)}, expected {expected!r}.")
     hint = ""
     if isinstance(answer, (int, float)) and isinstance(expected, (int, float)) and expected:
         hint = f" Your value is {answer / expected:.3g}× the expected one."
@@ -109,10 +168,18 @@ def check_raises(fn: object, expected: type[BaseException] = Exception, name: st
     Returns:
         ``CheckResult`` whose message is ``"raised <Type>: <first line of the error>"``.
 
+    Raises:
+        LabInputError: when ``expected`` is not an exception class or ``match`` is not a string.
+
     Example:
         >>> check_raises(lambda: 1 / 0, ZeroDivisionError, "1 / 0")
         ✅ 1 / 0: raised ZeroDivisionError: division by zero
     """
+    name = _require_name(name)
+    if not (isinstance(expected, type) and issubclass(expected, BaseException)):
+        raise LabInputError(f"expected must be an exception class such as RuntimeError; got {expected!r}.")
+    if not isinstance(match, str):
+        raise LabInputError(f"match must be a substring of the error message; got {type(match).__name__}.")
     if not callable(fn):
         return CheckResult(name, False, f"expected a zero-argument callable (e.g. lambda: ...); got {type(fn).__name__}.")
     try:

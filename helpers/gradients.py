@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from helpers.validation import LabInputError, require_scalar_loss, require_tensor
+from helpers.validation import (LabInputError, describe_error, require_callable, require_finite, require_number,
+                                require_scalar_loss, require_tensor, run_specimen)
 
 FLOAT64_REFERENCE = "float64 reference"
 
@@ -50,6 +51,9 @@ class GradientComparison:
     def max_abs_diff(self, implementation: str | None = None) -> float:
         """The largest absolute difference over all rows (of one implementation, when named)."""
         rows = [r for r in self.rows if implementation in (None, r.implementation)]
+        if not rows:
+            raise LabInputError(f"no rows for implementation {implementation!r}; compared: "
+                                f"{sorted({r.implementation for r in self.rows})}.")
         return max(r.max_abs_diff for r in rows)
 
     def __str__(self) -> str:
@@ -90,7 +94,18 @@ class GradientComparison:
 def _gradients(model: nn.Module, inputs: Sequence[torch.Tensor], loss_fn: Callable, name: str) -> dict:
     leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
     model.zero_grad(set_to_none=True)
-    loss = loss_fn(model(*leaves))
+    try:
+        output = model(*leaves)
+    except LabInputError:
+        raise
+    except Exception as error:  # torch's shape/dtype errors, a wrong number of inputs, a bug in the model
+        shapes = ", ".join(f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')}" for x in leaves)
+        message = " ".join(str(error).split())[:300]
+        hint = (" Pass inputs in the layout the models expect (e.g. (batch, time, features) for batch_first "
+                "modules)." if any(word in message for word in ("shape", "size", "dimension", "mat1")) else "")
+        raise LabInputError(f"models[{name!r}] failed on inputs of shape {shapes}: {describe_error(error)}.{hint}"
+                            ) from None
+    loss = run_specimen(loss_fn, f"loss_fn on the output of {name!r}", output)
     try:
         require_scalar_loss(loss, f"loss of {name!r}")
     except LabInputError as error:
@@ -103,6 +118,11 @@ def _gradients(model: nn.Module, inputs: Sequence[torch.Tensor], loss_fn: Callab
     for pname, param in model.named_parameters():
         if param.grad is not None:
             grads[pname] = param.grad.detach().clone()
+    for quantity, grad in grads.items():
+        if not bool(torch.isfinite(grad).all()):
+            raise LabInputError(f"the {quantity!r} gradient of {name!r} holds NaN or infinity, so no comparison "
+                                "would mean anything; look for an overflow (large inputs or weights, exp, log of 0) "
+                                "in the model or the loss.")
     return grads
 
 
@@ -150,10 +170,15 @@ def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Te
         loss_fn: turns a model's output into a scalar loss (default: a fixed random projection of
             every output tensor, summed).
         float64_reference: compare against a float64 copy of the first model run on float64 inputs.
-        atol, rtol: the tolerance for the ``allclose`` column.
+        atol, rtol: the tolerance for the ``allclose`` column (finite, at least 0).
 
     Returns:
         ``GradientComparison``; ``str()`` of it is a table, ``.plot()`` draws it.
+
+    Raises:
+        LabInputError: for anything but modules, empty or non-finite inputs, a model that fails on the
+            inputs (the message names it and the shapes), a non-scalar loss, a NaN/infinite gradient
+            (nothing to compare), or a tolerance that is not a finite number >= 0.
 
     Example:
         >>> _ = torch.manual_seed(0); a = torch.nn.Linear(3, 2); b = copy.deepcopy(a)
@@ -163,13 +188,27 @@ def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Te
     if not isinstance(models, Mapping) or len(models) < (1 if float64_reference else 2):
         raise LabInputError("models must be a dict {name: module} with at least two entries "
                             "(or one, with float64_reference=True).")
-    inputs = [inputs] if isinstance(inputs, torch.Tensor) else list(inputs)
-    for i, x in enumerate(inputs):
-        require_tensor(x, f"inputs[{i}]")
-    names = [set(dict(m.named_parameters())) for m in models.values()]
-    for (name, model), pnames in zip(models.items(), names):
+    for name, model in models.items():
         if not isinstance(model, nn.Module):
             raise LabInputError(f"models[{name!r}] must be an nn.Module; wrap a function in a small Module.")
+    if isinstance(inputs, torch.Tensor):
+        inputs = [inputs]
+    elif isinstance(inputs, (list, tuple)):
+        inputs = list(inputs)
+    else:
+        raise LabInputError(f"inputs must be a tensor or a list of tensors; got {type(inputs).__name__}.")
+    if not inputs:
+        raise LabInputError("inputs is empty: pass the tensor(s) every model is called with, e.g. torch.randn(4, 3).")
+    for i, x in enumerate(inputs):
+        require_finite(x, f"inputs[{i}]")
+        if x.numel() == 0:
+            raise LabInputError(f"inputs[{i}] is empty (shape {tuple(x.shape)}); its gradients would be empty "
+                                "and every comparison trivially equal. Pass at least one element.")
+    require_callable(loss_fn, "loss_fn", "a function output -> scalar loss")
+    atol = require_number(atol, "atol", low=0)
+    rtol = require_number(rtol, "rtol", low=0)
+    names = [set(dict(m.named_parameters())) for m in models.values()]
+    for (name, model), pnames in zip(models.items(), names):
         if pnames != names[0]:
             first = next(iter(models))
             raise LabInputError(f"parameter names differ between {first!r} and {name!r}: only in {first!r}: "

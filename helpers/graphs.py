@@ -12,12 +12,14 @@ import matplotlib
 
 import torch
 
-from helpers.validation import LabInputError, require_tensor
+from helpers.validation import LabInputError, require_positive_int, require_tensor
 
 DOT_HINT = ("graphviz's 'dot' program is not installed, so this is a simplified drawing. For the full torchviz "
             "view install graphviz ('sudo apt-get install graphviz', 'brew install graphviz' or "
             "'conda install -c conda-forge graphviz') and restart the kernel.")
 DEFAULT_MAX_NODES = 120
+MAX_DRAWN_NODES = 2000  # graphviz needs minutes and the picture is unreadable beyond this
+MAX_SIDE_BY_SIDE = 6
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ def draw_graph(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None =
         tensor: a result with a ``grad_fn``.
         params: optional ``{name: parameter}`` so torchviz labels leaves (e.g. ``dict(model.named_parameters())``).
         title: a caption for the fallback drawings.
-        max_nodes: the size cap.
+        max_nodes: the size cap, at most ``MAX_DRAWN_NODES``.
 
     Returns:
         A ``GraphView`` (shown as an image when it is the last expression in a cell).
@@ -215,6 +217,14 @@ def draw_graph(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None =
     """
     if params is not None and not isinstance(params, Mapping):
         raise LabInputError("params must be a mapping of names to tensors, e.g. dict(model.named_parameters()).")
+    for pname, value in (params or {}).items():
+        if not isinstance(value, torch.Tensor):
+            raise LabInputError(f"params[{pname!r}] is a {type(value).__name__}; params maps names to tensors, "
+                                "e.g. dict(model.named_parameters()).")
+    max_nodes = require_positive_int(max_nodes, "max_nodes", maximum=MAX_DRAWN_NODES,
+                                     reason="(graphviz takes minutes on larger graphs and the drawing is unreadable)")
+    if not isinstance(title, str):
+        raise LabInputError(f"title must be a string; got {type(title).__name__}.")
     stats = graph_stats(tensor)
     if stats.nodes > max_nodes:
         return GraphView(_summary_png(stats, title, max_nodes), stats, "summary",
@@ -238,8 +248,16 @@ def side_by_side(views: Mapping[str, GraphView]) -> bytes:
     """
     import matplotlib.pyplot as plt
 
+    if not isinstance(views, Mapping):
+        raise LabInputError(f"views must be a dict {{caption: GraphView}}; got {type(views).__name__}.")
     if not views:
         raise LabInputError("side_by_side needs at least one graph, e.g. {'loop': view1, 'reshape': view2}.")
+    if len(views) > MAX_SIDE_BY_SIDE:
+        raise LabInputError(f"side_by_side shows at most {MAX_SIDE_BY_SIDE} graphs in one row (they get too small "
+                            f"to read); got {len(views)}. Split them over several calls.")
+    for name, view in views.items():
+        if not isinstance(view, GraphView):
+            raise LabInputError(f"views[{name!r}] is a {type(view).__name__}; pass what draw_graph returns.")
     fig, axes = plt.subplots(1, len(views), figsize=(5 * len(views), 6), squeeze=False)
     for ax, (name, view) in zip(axes[0], views.items()):
         ax.imshow(matplotlib.image.imread(io.BytesIO(view.png), format="png"))

@@ -1,13 +1,13 @@
 """What a computation keeps alive for backward, measured with ``saved_tensors_hooks``."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, run_specimen
 
 
 @dataclass
@@ -82,7 +82,7 @@ def saved_for_backward(fn: Callable[..., object], *args: object, **kwargs: objec
         raise LabInputError("saved_for_backward was called with gradients disabled (inside torch.no_grad()), "
                             "so nothing would be saved. Call it outside no_grad.")
     with record_saved_tensors() as saved:
-        fn(*args, **kwargs)
+        run_specimen(fn, "saved_for_backward's fn", *args, **kwargs)
     return saved
 
 
@@ -169,7 +169,8 @@ def track_live_saved(ignore: Sequence[torch.Tensor] = ()) -> Iterator[LiveSaved]
     keeps alive (a running ``total_loss`` tensor).
 
     Args:
-        ignore: tensors whose storages are alive anyway (the input, the weights); not counted.
+        ignore: tensors whose storages are alive anyway (the input, the weights); not counted. A single
+            tensor is accepted too.
 
     Yields:
         A ``LiveSaved`` that updates while the block runs (and after it, as graphs are freed).
@@ -183,6 +184,15 @@ def track_live_saved(ignore: Sequence[torch.Tensor] = ()) -> Iterator[LiveSaved]
         >>> before, held.peak_bytes, held.live_bytes
         (24, 24, 0)
     """
+    if isinstance(ignore, torch.Tensor):
+        ignore = [ignore]
+    if isinstance(ignore, (str, bytes)) or not isinstance(ignore, Iterable):
+        raise LabInputError(f"ignore must be a list of tensors, e.g. [x, *model.parameters()]; got "
+                            f"{type(ignore).__name__}.")
+    ignore = list(ignore)
+    for i, tensor in enumerate(ignore):
+        if not isinstance(tensor, torch.Tensor):
+            raise LabInputError(f"ignore[{i}] must be a tensor (an input or a weight); got {type(tensor).__name__}.")
     tracker = LiveSaved()
     tracker._ignore = {(t.device, t.untyped_storage().data_ptr()) for t in ignore}
     with torch.autograd.graph.saved_tensors_hooks(tracker._pack, lambda held: held.tensor):

@@ -10,10 +10,15 @@ import numpy as np
 import torch
 from torch.utils import benchmark
 
-from helpers.device import pick_device, using_threads
-from helpers.validation import LabInputError, require_choice, require_positive_int
+from helpers.device import MAX_THREADS, pick_device, using_threads
+from helpers.validation import (LabInputError, require_callable, require_choice, require_number,
+                                require_positive_int, require_sizes, run_specimen)
 
 MODES = ("forward", "forward+backward")
+MAX_MIN_RUN_TIME_S = 60.0  # seconds of measurement per point; more never sharpens a median usefully
+MAX_PLANNED_S = 600.0  # a sweep planned to measure longer than ten minutes is refused up front
+MAX_SIZE = 10_000_000  # sizes are lengths, widths or element counts; beyond this a builder needs gigabytes
+MAX_ROUNDS = 1000
 Builder = Callable[[int, torch.device], Callable[[], object]]
 
 
@@ -32,6 +37,42 @@ class TimingRecord:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _require_min_run_time(min_run_time: object) -> float:
+    return require_number(min_run_time, "min_run_time", low=0, high=MAX_MIN_RUN_TIME_S, low_inclusive=False,
+                          unit="seconds")
+
+
+def _require_threads(threads: object) -> int:
+    return require_positive_int(threads, "threads", maximum=MAX_THREADS,
+                                reason="(more threads than any CPU here only adds contention)")
+
+
+def _require_plan(points: int, min_run_time: float, what: str) -> None:
+    planned = points * min_run_time
+    if planned > MAX_PLANNED_S:
+        raise LabInputError(f"{what} would measure for at least {planned:.0f} s ({points} measurements × "
+                            f"min_run_time {min_run_time:g} s), above the limit of {MAX_PLANNED_S:.0f} s; "
+                            "lower min_run_time or measure fewer points.")
+
+
+def _require_records(records: object, name: str = "records") -> list[TimingRecord]:
+    if isinstance(records, TimingRecord) or not isinstance(records, Sequence) or isinstance(records, str):
+        raise LabInputError(f"{name} must be a list of TimingRecord (from time_implementations or "
+                            f"run_experiment); got {type(records).__name__}.")
+    records = list(records)
+    if not records:
+        raise LabInputError(f"{name} is empty: there is nothing to show; time something first, e.g. with "
+                            "time_implementations.")
+    for i, record in enumerate(records):
+        if not isinstance(record, TimingRecord):
+            raise LabInputError(f"{name}[{i}] is a {type(record).__name__}, not a TimingRecord; pass what "
+                                "time_implementations or run_experiment returned.")
+        if not (isinstance(record.median_s, (int, float)) and math.isfinite(record.median_s) and record.median_s > 0):
+            raise LabInputError(f"{name}[{i}] ({record.implementation} at size {record.size}) has median_s="
+                                f"{record.median_s!r}; a time must be a finite positive number of seconds.")
+    return records
 
 
 def _outputs_sum(output: object) -> torch.Tensor:
@@ -61,21 +102,26 @@ def time_callable(fn: Callable[[], object], threads: int = 2, min_run_time: floa
     Args:
         fn: what to time.
         threads: intra-op threads during the measurement.
-        min_run_time: seconds of measurement to collect at least.
+        min_run_time: seconds of measurement to collect at least, in (0, 60].
 
     Returns:
         ``(median seconds, interquartile range in seconds, number of measured blocks)``.
+
+    Raises:
+        LabInputError: for a non-callable ``fn``, ``threads`` outside 1..256, or ``min_run_time`` that is not
+            a finite number of seconds in (0, 60] (NaN would otherwise make the timer loop forever).
 
     Example:
         >>> median, iqr, runs = time_callable(lambda: torch.ones(10).sum(), threads=1, min_run_time=0.01)
         >>> median > 0 and runs >= 1
         True
     """
-    if not callable(fn):
-        raise LabInputError(f"fn must be a zero-argument callable; got {type(fn).__name__}.")
-    require_positive_int(threads, "threads")
+    require_callable(fn, "fn", "a zero-argument callable, e.g. lambda: model(x)")
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
     with using_threads(threads):  # the warm-up too, so it picks the kernels the measurement will use
-        fn()  # warm-up, outside the measurement: first calls allocate and pick kernels
+        # warm-up, outside the measurement: first calls allocate and pick kernels (and show a broken fn plainly)
+        run_specimen(fn, "the timed function (its warm-up call)")
         timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
         measurement = timer.blocked_autorange(min_run_time=min_run_time)
     iqr = measurement.iqr if len(measurement.times) > 1 else 0.0
@@ -91,9 +137,10 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
 
     Args:
         fns: ``{name: zero-argument callable}``, e.g. the notebook's own loop and reshape.
-        rounds: how many rounds; each callable is timed once per round.
+        rounds: how many rounds (1..1000); each callable is timed once per round.
         threads: intra-op threads during every measurement (1 where per-step overhead is compared).
-        min_run_time: seconds of measurement per callable per round.
+        min_run_time: seconds of measurement per callable per round, in (0, 60]; ``rounds × len(fns) ×
+            min_run_time`` must stay within ten minutes.
 
     Returns:
         ``{name: median seconds per call}`` over the rounds.
@@ -104,14 +151,16 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
         >>> medians["large"] > medians["small"]
         True
     """
+    if not isinstance(fns, Mapping):
+        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
     if not fns:
         raise LabInputError("fns is empty: pass at least one {name: callable}.")
     for name, fn in fns.items():
-        if not callable(fn):
-            raise LabInputError(f"fns[{name!r}] must be a zero-argument callable; got {type(fn).__name__}.")
-    require_positive_int(rounds, "rounds", maximum=1000)
-    if not (isinstance(min_run_time, (int, float)) and math.isfinite(min_run_time) and 0 < min_run_time <= 60):
-        raise LabInputError(f"min_run_time must be a number of seconds in (0, 60]; got {min_run_time!r}.")
+        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: model(x)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(fns), min_run_time, "interleaved_medians")
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
@@ -155,11 +204,12 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
     Args:
         builders: ``{name: builder}``; ``builder(size, device)`` sets up inputs and returns a
             zero-argument callable that runs the forward pass and returns its output.
-        sizes: the swept sizes (e.g. sequence lengths).
+        sizes: the swept sizes (e.g. sequence lengths): positive integers up to ``MAX_SIZE``.
         mode: ``"forward"`` or ``"forward+backward"`` (backward of the sum of all outputs).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         threads: intra-op threads, set explicitly so runs are comparable.
-        min_run_time: seconds of measurement per point.
+        min_run_time: seconds of measurement per point, in (0, 60]; all points together must stay within ten
+            minutes.
         progress: show progress when the run is expected to take more than two seconds.
 
     Returns:
@@ -172,14 +222,26 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
     """
     require_choice(mode, "mode", MODES)
     dev = pick_device(device)
+    if not isinstance(builders, Mapping):
+        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
     if not builders:
         raise LabInputError("builders is empty: pass at least one {name: builder}.")
-    sizes = [require_positive_int(int(s), "size") for s in sizes]
+    for name, builder in builders.items():
+        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
+    sizes = require_sizes(sizes, "sizes", maximum=MAX_SIZE,
+                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(len(builders) * len(sizes), min_run_time, "time_implementations")
     progress_bar = _Progress(len(builders) * len(sizes), 1.5 * len(builders) * len(sizes) * min_run_time, progress)
     records = []
     for size in sizes:
         for name, builder in builders.items():
-            fn = _with_mode(builder(size, dev), mode)
+            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
+            if not callable(timed):
+                raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
+                                    "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
+            fn = _with_mode(timed, mode)
             median, iqr, runs = time_callable(fn, threads=threads, min_run_time=min_run_time)
             records.append(TimingRecord(name, size, mode, median, iqr, runs, threads, str(dev)))
             progress_bar.step(f"{name} @ {size}")
@@ -219,14 +281,27 @@ def interleaved_sweep(builders: Mapping[str, Builder], sizes: Sequence[int], mod
         True
     """
     require_choice(mode, "mode", MODES)
+    dev = pick_device(device)
+    if not isinstance(builders, Mapping):
+        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
     if not builders:
         raise LabInputError("builders is empty: pass at least one {name: builder}.")
-    require_positive_int(rounds, "rounds", maximum=1000)
-    if not (isinstance(min_run_time, (int, float)) and math.isfinite(min_run_time) and 0 < min_run_time <= 60):
-        raise LabInputError(f"min_run_time must be a number of seconds in (0, 60]; got {min_run_time!r}.")
-    dev = pick_device(device)
-    sizes = [require_positive_int(int(s), "size") for s in sizes]
-    points = {(name, size): _with_mode(builder(size, dev), mode) for size in sizes for name, builder in builders.items()}
+    for name, builder in builders.items():
+        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
+    sizes = require_sizes(sizes, "sizes", maximum=MAX_SIZE,
+                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(builders) * len(sizes), min_run_time, "interleaved_sweep")
+    points = {}
+    for size in sizes:
+        for name, builder in builders.items():
+            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
+            if not callable(timed):
+                raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
+                                    "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
+            points[name, size] = _with_mode(timed, mode)
     samples: dict[tuple[str, int], list[float]] = {key: [] for key in points}
     for _ in range(rounds):
         for key, fn in points.items():
@@ -249,6 +324,7 @@ def speedups(records: Sequence[TimingRecord], baseline: str) -> dict[tuple[str, 
         >>> speedups(recs, "b")[("a", 1, "forward")]
         2.0
     """
+    records = _require_records(records)
     base = {(r.size, r.mode): r.median_s for r in records if r.implementation == baseline}
     if not base:
         raise LabInputError(f"no records for baseline {baseline!r}; implementations timed: "
@@ -267,6 +343,7 @@ def ratio_table(records: Sequence[TimingRecord], baseline: str, size_name: str =
         forward     1  a                     2.000  2.00
         forward     1  b                     1.000  1.00
     """
+    records = _require_records(records)
     ratios = speedups(records, baseline)
     lines = [f"{'mode':<17}{size_name:>6}  {'implementation':<22}{'median (ms)':>12}  × {baseline}"]
     for r in sorted(records, key=lambda r: (r.mode, r.size, r.implementation)):
@@ -282,11 +359,19 @@ def fit_loglog_slope(sizes: Sequence[float], times: Sequence[float]) -> float:
         >>> round(fit_loglog_slope([1, 2, 4, 8], [1, 4, 16, 64]), 6)
         2.0
     """
+    for name, values in (("sizes", sizes), ("times", times)):
+        if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray, torch.Tensor)):
+            raise LabInputError(f"{name} must be a list of numbers; got {type(values).__name__}.")
     if len(sizes) != len(times) or len(sizes) < 2:
-        raise LabInputError("fit_loglog_slope needs at least two (size, time) pairs of equal length.")
-    if min(sizes) <= 0 or min(times) <= 0:
-        raise LabInputError("sizes and times must be positive to fit on a log-log scale.")
-    slope, _ = np.polyfit(np.log(np.asarray(sizes, float)), np.log(np.asarray(times, float)), 1)
+        raise LabInputError(f"fit_loglog_slope needs at least two (size, time) pairs of equal length; got "
+                            f"{len(sizes)} sizes and {len(times)} times.")
+    xs = [require_number(float(v) if isinstance(v, (np.generic, torch.Tensor)) else v, f"sizes[{i}]", low=0,
+                         low_inclusive=False) for i, v in enumerate(sizes)]
+    ys = [require_number(float(v) if isinstance(v, (np.generic, torch.Tensor)) else v, f"times[{i}]", low=0,
+                         low_inclusive=False) for i, v in enumerate(times)]
+    if len(set(xs)) < 2:
+        raise LabInputError(f"sizes must hold at least two different values to fit a slope; got {list(sizes)}.")
+    slope, _ = np.polyfit(np.log(np.asarray(xs, float)), np.log(np.asarray(ys, float)), 1)
     return float(slope)
 
 
@@ -301,7 +386,9 @@ def label_measured_sizes(ax, sizes: Sequence[int]) -> None:
     """
     from matplotlib.ticker import NullFormatter
 
-    measured = sorted(set(sizes))
+    if not hasattr(ax, "set_xticks"):
+        raise LabInputError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()); got {type(ax).__name__}.")
+    measured = sorted(set(require_sizes(sizes, "sizes", max_count=1000)))
     ax.set_xticks(measured, [str(s) for s in measured])
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -320,8 +407,7 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
     """
     import matplotlib.pyplot as plt
 
-    if not records:
-        raise LabInputError("no timing records to plot; run time_implementations first.")
+    records = _require_records(records)
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     keys = list(dict.fromkeys((r.implementation, r.mode) for r in records))
@@ -379,6 +465,15 @@ def run_experiment(experiment: Experiment, device: str = "cpu", threads: int = 2
         >>> len(run_experiment(exp, min_run_time=0.01))
         1
     """
+    if not isinstance(experiment, Experiment):
+        raise LabInputError(f"experiment must be a helpers.timing.Experiment; got {type(experiment).__name__}.")
+    if isinstance(experiment.modes, str) or not experiment.modes:
+        raise LabInputError(f"experiment.modes must be a non-empty tuple of {MODES}; got {experiment.modes!r}.")
+    for mode in experiment.modes:
+        require_choice(mode, "experiment.modes", MODES)
+    if not isinstance(experiment.builders, Mapping):
+        raise LabInputError(f"experiment.builders must be a dict {{name: builder}}; got "
+                            f"{type(experiment.builders).__name__}.")
     if experiment.baseline not in experiment.builders:
         raise LabInputError(f"baseline {experiment.baseline!r} is not one of {sorted(experiment.builders)}.")
     records = []

@@ -6,7 +6,13 @@ instead of a stack trace from deep inside an operator.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+import numbers
+import os
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 
@@ -65,19 +71,153 @@ def require_scalar_loss(value: object, name: str = "loss") -> torch.Tensor:
     return tensor
 
 
-def require_positive_int(value: object, name: str, maximum: int | None = None) -> int:
-    """Check that ``value`` is an int >= 1 (and at most ``maximum`` when given).
+def require_positive_int(value: object, name: str, maximum: int | None = None,
+                         reason: str = "set to keep runs short") -> int:
+    """Check that ``value`` is an integer >= 1 (and at most ``maximum`` when given).
+
+    NumPy integers are accepted; floats (even ``2.0``), bools and strings are refused rather than truncated.
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        maximum: the largest value allowed, or None for no limit.
+        reason: why the limit exists, completing "above the limit of N ...", e.g. "(the data's length)".
+
+    Returns:
+        ``value`` as a Python int.
 
     Example:
         >>> require_positive_int(4, "steps", maximum=8)
         4
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise LabInputError(f"{name} must be a positive integer; got {value!r}.")
+    value = int(value)
     if maximum is not None and value > maximum:
-        raise LabInputError(f"{name}={value} is above the limit of {maximum} set to keep runs short; "
+        raise LabInputError(f"{name}={value} is above the limit of {maximum} {reason}; "
                             f"choose a value up to {maximum}.")
     return value
+
+
+def require_number(value: object, name: str, low: float | None = None, high: float | None = None,
+                   low_inclusive: bool = True, unit: str = "") -> float:
+    """Check that ``value`` is a finite real number within ``[low, high]`` (NaN and infinity refused).
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        low, high: the bounds, or None for none.
+        low_inclusive: whether ``low`` itself is allowed (False for "must be above 0").
+        unit: a word shown after the bounds, e.g. ``"seconds"``.
+
+    Returns:
+        ``value`` as a float.
+
+    Example:
+        >>> require_number(0.5, "min_run_time", low=0, high=60, low_inclusive=False, unit="seconds")
+        0.5
+    """
+    unit_text = f" {unit}" if unit else ""
+    if low is not None and high is not None:
+        wanted = f"in {'[' if low_inclusive else '('}{low:g}, {high:g}]{unit_text}"
+    elif low is not None:
+        wanted = f"{'at least' if low_inclusive else 'above'} {low:g}{unit_text}"
+    elif high is not None:
+        wanted = f"at most {high:g}{unit_text}"
+    else:
+        wanted = "finite"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise LabInputError(f"{name} must be a number {wanted}; got {type(value).__name__} {value!r}.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise LabInputError(f"{name} must be a finite number {wanted}; got {value!r}.")
+    too_low = low is not None and (number < low if low_inclusive else number <= low)
+    if too_low or (high is not None and number > high):
+        raise LabInputError(f"{name} must be {wanted}; got {value!r}.")
+    return number
+
+
+def require_finite(tensor: torch.Tensor, name: str) -> torch.Tensor:
+    """Check that a floating-point tensor holds no NaN or infinity (integer tensors always pass).
+
+    A NaN that enters a comparison or a timing silently turns every result into NaN or ``False``;
+    refusing it at the door names where it came from.
+
+    Args:
+        tensor: the tensor to check.
+        name: the argument's name, used in the message.
+
+    Returns:
+        ``tensor`` itself.
+
+    Example:
+        >>> require_finite(torch.ones(2), "x").tolist()
+        [1.0, 1.0]
+    """
+    tensor = require_tensor(tensor, name)
+    if (tensor.is_floating_point() or tensor.is_complex()) and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise LabInputError(f"{name} contains {bad} NaN or infinite value(s) of {tensor.numel()}; results computed "
+                            "from it would be meaningless. Find where they come from (e.g. torch.isnan(x).any()) "
+                            "or pass finite values.")
+    return tensor
+
+
+def require_callable(value: object, name: str, what: str = "a function") -> object:
+    """Check that ``value`` can be called.
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        what: what is expected, e.g. ``"a zero-argument callable (lambda: ...)"``.
+
+    Returns:
+        ``value`` itself.
+
+    Example:
+        >>> require_callable(len, "fn") is len
+        True
+    """
+    if not callable(value):
+        raise LabInputError(f"{name} must be {what}; got {type(value).__name__} {value!r:.60}.")
+    return value
+
+
+def require_sizes(values: object, name: str, maximum: int | None = None, max_count: int = 64,
+                  reason: str = "set to keep runs short") -> list[int]:
+    """Check a non-empty collection of positive integers (sizes to sweep), each at most ``maximum``.
+
+    Lists, tuples, ranges, NumPy arrays and other iterables are accepted; a float with a whole value
+    (``64.0``, as ``np.geomspace`` gives) counts as that integer, any other float (``2.7``) is refused
+    rather than truncated.
+
+    Args:
+        values: the candidate sizes, e.g. ``[64, 256, 1024]``.
+        name: the argument's name, used in the message.
+        maximum: the largest size allowed, or None.
+        max_count: the most sizes allowed in one sweep.
+        reason: why ``maximum`` exists, for the message.
+
+    Returns:
+        The sizes as a list of Python ints, in the given order.
+
+    Example:
+        >>> require_sizes((16, 64.0), "sizes", maximum=1024)
+        [16, 64]
+    """
+    if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+        values = values.tolist()  # NumPy arrays and tensors
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise LabInputError(f"{name} must be a list of positive integers, e.g. [64, 256]; "
+                            f"got {type(values).__name__} {values!r:.60}.")
+    values = list(itertools.islice(values, max_count + 1))  # islice: an endless generator must not hang
+    if len(values) == 0:
+        raise LabInputError(f"{name} is empty: pass at least one size, e.g. [64, 256].")
+    if len(values) > max_count:
+        raise LabInputError(f"{name} has more than {max_count} entries, above the limit {reason}; "
+                            "sweep fewer sizes.")
+    whole = [int(v) if isinstance(v, float) and v.is_integer() else v for v in values]
+    return [require_positive_int(v, f"{name}[{i}]", maximum, reason) for i, v in enumerate(whole)]
 
 
 def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
@@ -90,3 +230,135 @@ def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise LabInputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}.")
     return str(value)
+
+
+def require_choices(values: object, name: str, choices: Sequence[str]) -> list[str]:
+    """Check a non-empty list whose every item is one of ``choices`` (a bare string is refused, not split).
+
+    Args:
+        values: the candidate list, e.g. ``["RNN", "GRU"]``.
+        name: the argument's name, used in the message.
+        choices: the allowed items.
+
+    Returns:
+        The items as a list, in the given order.
+
+    Example:
+        >>> require_choices(("GRU", "RNN"), "layer_types", ["RNN", "LSTM", "GRU"])
+        ['GRU', 'RNN']
+    """
+    if isinstance(values, str):
+        raise LabInputError(f"{name} must be a list of names; got the string {values!r}. Write [{values!r}].")
+    if isinstance(values, Mapping) or not isinstance(values, Iterable):
+        raise LabInputError(f"{name} must be a list of names from {', '.join(map(repr, choices))}; "
+                            f"got {type(values).__name__}.")
+    items = list(itertools.islice(values, len(choices) * 4 + 1))
+    if not items:
+        raise LabInputError(f"{name} is empty: pick at least one of {', '.join(map(repr, choices))}.")
+    return [require_choice(item, f"{name}[{i}]", choices) for i, item in enumerate(items)]
+
+
+def require_file(path: object, name: str, hint: str = "") -> Path:
+    """Check that ``path`` names an existing regular file, telling a missing path from a folder.
+
+    Args:
+        path: a ``str`` or ``os.PathLike``.
+        name: the argument's name, used in the message.
+        hint: what to do when it is missing, e.g. ``"the course ships it in data/"``.
+
+    Returns:
+        The path as a ``pathlib.Path``.
+
+    Example:
+        >>> require_file(__file__, "module").suffix
+        '.py'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise LabInputError(f"{name} must be a path (a str or pathlib.Path); got {type(path).__name__}.")
+    file = Path(path)
+    extra = f" {hint}" if hint else ""
+    if file.is_dir():
+        raise LabInputError(f"{name}={str(file)!r} is a folder, not a file; pass the file inside it.{extra}")
+    if not file.exists():
+        raise LabInputError(f"{name}={str(file)!r} does not exist.{extra}")
+    if not file.is_file():
+        raise LabInputError(f"{name}={str(file)!r} is not a regular file.{extra}")
+    return file
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters.
+
+    Example:
+        >>> one_line("first   second", limit=10)
+        'first sec…'
+    """
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
+def describe_error(error: BaseException, limit: int = 300) -> str:
+    """One line for the learner: the error's type and message, and where it was raised in their own code.
+
+    The place is the innermost frame outside installed packages (a notebook cell shows as its cell line),
+    so a failure deep inside torch points at the line of the notebook that called it.
+
+    Args:
+        error: a caught exception (with its traceback).
+        limit: the longest message kept, in characters.
+
+    Returns:
+        ``"<Type>: <message> (in <function>, cell line <n>)"``, or without the place when none is known.
+
+    Example:
+        >>> def parse(text):
+        ...     return int(text)
+        >>> try:
+        ...     parse("3²")
+        ... except ValueError as error:
+        ...     print(describe_error(error).split(" (in ")[0])
+        ValueError: invalid literal for int() with base 10: '3²'
+    """
+    text = one_line(f"{type(error).__name__}: {error}", limit)
+    library = ("site-packages", "dist-packages", "/lib/python")
+    instruments = str(Path(__file__).resolve().parent) + os.sep  # this package: the learner did not write it
+    comprehensions = ("<listcomp>", "<genexpr>", "<dictcomp>", "<setcomp>")
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if not any(part in f.filename for part in library)
+           and not f.filename.startswith(instruments) and f.name not in comprehensions]
+    if not own:
+        return text
+    frame = own[-1]
+    if "ipykernel_" in frame.filename or frame.filename.startswith("<"):
+        return f"{text} (in {frame.name}, cell line {frame.lineno})"
+    return f"{text} (in {frame.name}, {frame.filename.rsplit('/', 1)[-1]} line {frame.lineno})"
+
+
+def run_specimen(fn: Callable[..., object], what: str, *args: object, **kwargs: object) -> object:
+    """Call the learner's ``fn(*args, **kwargs)`` for an instrument; a failure becomes a ``LabInputError``.
+
+    The message names the instrument's use (``what``), the error and the line of the learner's code where it
+    happened, instead of a stack trace through the instrument. The original exception stays reachable as
+    the error's ``__context__``. ``LabInputError`` and ``KeyboardInterrupt`` pass through unchanged.
+
+    Args:
+        fn: the learner's function or module.
+        what: what the call was for, e.g. ``"the timed function (warm-up call)"``.
+        *args, **kwargs: its arguments.
+
+    Returns:
+        What ``fn`` returned.
+
+    Example:
+        >>> run_specimen(lambda x: x + 1, "the model", 1)
+        2
+    """
+    try:
+        return fn(*args, **kwargs)
+    except LabInputError:
+        raise
+    except Exception as error:
+        shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+        given = f" on inputs of shape {', '.join(map(str, shapes))}" if shapes else ""
+        raise LabInputError(f"{what} failed{given}: {describe_error(error)}. Fix that code or its inputs, "
+                            "then run this again.") from None

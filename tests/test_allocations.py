@@ -73,3 +73,11 @@ def test_slice_writes_in_a_loop_allocate_full_size_buffers_in_backward():
 def test_bad_input_is_explained():
     with pytest.raises(LabInputError, match="lambda"):
         allocations_of(3)
+
+
+def test_a_failing_function_is_reported_with_its_error():
+    def broken(x):
+        return x @ torch.ones(3, 3)                # (2, 4) @ (3, 3): shapes do not match
+
+    with pytest.raises(LabInputError, match="allocations_of's fn failed"):
+        allocations_of(broken, torch.ones(2, 4))

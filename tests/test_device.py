@@ -75,3 +75,15 @@ def test_using_threads_restores_the_count_even_on_error():
     with pytest.raises(LabInputError):
         with dev.using_threads(0):
             pass
+
+
+def test_seeds_and_threads_have_explicit_bounds():
+    import numpy as np
+
+    dev.seed_everything(np.int64(3))  # a NumPy integer is a fine seed
+    dev.seed_everything(2**32 - 1)
+    for bad in (-1, 2**32, 1.5, "0"):
+        with pytest.raises(LabInputError, match="seed must be an integer"):
+            dev.seed_everything(bad)
+    with pytest.raises(LabInputError, match="limit of 256"):
+        dev.set_threads(257)

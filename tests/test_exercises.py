@@ -46,3 +46,11 @@ def test_check_raises():
     assert not check_raises(lambda: None, ValueError)
     assert not check_raises(lambda: 1 / 0, ZeroDivisionError, match="modulo")
     assert not check_raises("not callable")
+
+
+def test_unusual_answers_fail_the_check_instead_of_raising():
+    assert not check_equal(torch.tensor([12.0, 12.0]), 12)  # several values cannot equal one number
+    assert "shape (2,)" in check_equal(torch.tensor([12.0, 12.0]), 12).message
+    assert check_equal(torch.tensor(12.0), 12)  # one value equal to it is right
+    assert not check_close(torch.tensor([float("nan")]), torch.tensor([1.0]))  # a NaN answer is wrong
+    assert not check_close("text", 1.0) and not check_close(object(), 1.0)

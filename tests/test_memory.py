@@ -70,3 +70,14 @@ def test_live_tracker_ignores_storages_alive_anyway():
         c = (w * w).sum()  # saves w twice
         assert held.live_bytes == 0 and held.ignored_bytes == 20
     del c
+
+
+def test_live_tracker_accepts_a_single_tensor_or_a_generator_to_ignore():
+    layer = torch.nn.Linear(3, 3)
+    x = torch.ones(2, 3, requires_grad=True)  # so the weight is saved too (for x's gradient)
+    with track_live_saved(ignore=layer.parameters()) as by_generator:
+        layer(x).sum()
+    with track_live_saved(ignore=x) as by_tensor:
+        layer(x).sum()
+    assert by_generator.ignored_bytes == layer.weight.untyped_storage().nbytes()
+    assert by_tensor.ignored_bytes == x.untyped_storage().nbytes()

@@ -26,12 +26,89 @@ def test_loads_only_the_requested_device(tmp_path):
     assert reference.load_reference("other", "cuda", directory=tmp_path) == []
 
 
-def test_bad_files_and_devices_are_explained(tmp_path):
-    (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(LabInputError, match="make bench"):
-        reference.load_reference("exp", directory=tmp_path)
-    with pytest.raises(LabInputError):
+def _good_payload():
+    recs = [TimingRecord("a", 8, "forward", 1e-3, 1e-5, 10, 2, "cuda")]
+    return {"meta": {"device": "cuda", "device_name": "Test GPU", "date": "2026-11-21T10:00:00Z", "torch": "2.13.0",
+                     "command": "python -m helpers.bench"},
+            "experiments": {"exp": {"size_name": "T", "baseline": "a", "records": [r.as_dict() for r in recs]}}}
+
+
+def _broken(change):
+    payload = _good_payload()
+    change(payload)
+    return json.dumps(payload)
+
+
+BAD_FILES = {
+    "truncated JSON": ('{"meta": {', "not valid JSON"),
+    "not UTF-8": (b"\xff\xfe{}", "not UTF-8"),
+    "top level a list": ("[1, 2]", "not an object"),
+    "missing meta": (_broken(lambda p: p.pop("meta")), "lacks ['meta']"),
+    "meta a list": (_broken(lambda p: p.update(meta=[1])), "'meta' is a list"),
+    "meta without device": (_broken(lambda p: p["meta"].pop("device")), "'meta' lacks ['device']"),
+    "device unknown": (_broken(lambda p: p["meta"].update(device="tpu")), "meta.device"),
+    "experiments a list": (_broken(lambda p: p.update(experiments=[])), "'experiments' is a list"),
+    "no experiments": (_broken(lambda p: p.update(experiments={})), "'experiments' is empty"),
+    "entry without records": (_broken(lambda p: p["experiments"]["exp"].pop("records")), "missing keys ['records']"),
+    "entry with an extra key": (_broken(lambda p: p["experiments"]["exp"].update(colour="red")),
+                                "unknown keys ['colour']"),
+    "empty records": (_broken(lambda p: p["experiments"]["exp"].update(records=[])), "records is empty"),
+    "records a dict": (_broken(lambda p: p["experiments"]["exp"].update(records={})), "not a list"),
+    "record missing a key": (_broken(lambda p: p["experiments"]["exp"]["records"][0].pop("median_s")),
+                             "missing keys ['median_s']"),
+    "record with an extra key": (_broken(lambda p: p["experiments"]["exp"]["records"][0].update(gpu="x")),
+                                 "unknown keys ['gpu']"),
+    "record size a string": (_broken(lambda p: p["experiments"]["exp"]["records"][0].update(size="8")),
+                             "size is '8', not a positive integer"),
+    "record median negative": (_broken(lambda p: p["experiments"]["exp"]["records"][0].update(median_s=-1)),
+                               "median_s is -1"),
+    "record mode unknown": (_broken(lambda p: p["experiments"]["exp"]["records"][0].update(mode="sideways")),
+                            "mode is 'sideways'"),
+    "baseline not timed": (_broken(lambda p: p["experiments"]["exp"].update(baseline="zz")), "baseline 'zz'"),
+    "fixed a list": (_broken(lambda p: p["experiments"]["exp"].update(fixed=[4])), "fixed is a list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_a_bad_file_is_skipped_with_one_line_naming_it(tmp_path, capsys, case):
+    content, reason = BAD_FILES[case]
+    good = json.dumps(_good_payload())
+    (tmp_path / "a-good.json").write_text(good)
+    bad = tmp_path / "zz-bad.json"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    runs = reference.load_reference("exp", "cuda", directory=tmp_path)
+    assert [run.path.name for run in runs] == ["a-good.json"]  # the good file still counts
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "zz-bad.json" in lines[0] and reason in lines[0] and "make bench" in lines[0]
+
+
+def test_the_good_payload_used_above_is_accepted(tmp_path, capsys):
+    (tmp_path / "good.json").write_text(json.dumps(_good_payload()))
+    assert len(reference.load_reference("exp", "cuda", directory=tmp_path)) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_a_directory_named_json_is_skipped(tmp_path, capsys):
+    (tmp_path / "odd.json").mkdir()
+    assert reference.load_reference("exp", directory=tmp_path) == []
+    assert "odd.json" in capsys.readouterr().err
+
+
+def test_describe_and_plot_survive_a_bad_file(tmp_path, monkeypatch, capsys):
+    (tmp_path / "zz.json").write_text('{"meta": {')
+    monkeypatch.setattr(reference, "REFERENCE_DIR", tmp_path)
+    assert reference.describe_reference("exp").startswith("No recorded")
+    assert reference.plot_reference("exp") is None
+    assert "zz.json" in capsys.readouterr().err
+
+
+def test_bad_arguments_are_explained(tmp_path):
+    with pytest.raises(LabInputError, match="'cuda' or 'cpu'"):
         reference.load_reference("exp", device="tpu")
+    with pytest.raises(LabInputError, match="nb01.length_sweep"):
+        reference.load_reference(3)
+    with pytest.raises(LabInputError, match="path"):
+        reference.load_reference("exp", directory=3)
 
 
 def test_nothing_recorded_says_so_and_plots_nothing(capsys):
@@ -49,3 +126,19 @@ def test_plot_and_describe_a_recorded_gpu_run(tmp_path, monkeypatch):
     assert len(ax.get_legend().get_texts()) == 2
     text = reference.describe_reference("exp")
     assert "Test GPU" in text and "CUDA 12.8" in text and "helpers.bench" in text
+
+
+def test_a_file_as_make_bench_writes_it_is_accepted_without_warning(tmp_path, capsys):
+    import torch
+
+    from helpers import bench
+
+    records = [TimingRecord(impl, size, "forward", t, 1e-6, 5, 1, "cpu")
+               for impl, size, t in [("loop", 8, 2e-3), ("reshape", 8, 1e-3)]]
+    lines = tmp_path / "bench.jsonl"
+    bench.bench_record(lines, "nb01.demo", records, size_name="T", baseline="reshape", fixed={"batch": 4})
+    meta = {**bench.machine_metadata(torch.device("cpu")), "threads": 1, "scale": "reference", "command": "make bench"}
+    bench.write_document({"meta": meta, "experiments": bench.read_records(lines)}, tmp_path / "ref" / "cpu.json")
+    runs = reference.load_reference("nb01.demo", "cpu", directory=tmp_path / "ref")
+    assert len(runs) == 1 and runs[0].records == tuple(records) and runs[0].baseline == "reshape"
+    assert capsys.readouterr().err == ""

@@ -149,8 +149,28 @@ def test_interleaved_sweep_times_each_point_once_per_round():
 
 
 @pytest.mark.parametrize("kwargs, match", [({"builders": {}}, "empty"), ({"rounds": 0}, "rounds"),
-                                           ({"min_run_time": -1}, "min_run_time"), ({"mode": "train"}, "mode")])
+                                           ({"min_run_time": -1}, "min_run_time"), ({"mode": "train"}, "mode"),
+                                           ({"builders": {"a": 3}}, "builder"), ({"sizes": [0]}, "sizes"),
+                                           ({"rounds": 700, "min_run_time": 1}, "limit")])
 def test_interleaved_sweep_bad_arguments(kwargs, match):
     arguments = {"builders": _builders(), "sizes": [4], **kwargs}
     with pytest.raises(LabInputError, match=match):
         timing.interleaved_sweep(**arguments)
+
+
+def test_sizes_may_come_from_numpy_and_slopes_from_arrays():
+    import numpy as np
+
+    records = timing.time_implementations(_builders(), np.array([8, 16]), min_run_time=0.001, threads=1)
+    assert [r.size for r in records if r.implementation == "small"] == [8, 16]
+    assert all(type(r.size) is int for r in records)
+    assert timing.fit_loglog_slope(np.array([1, 2, 4]), np.array([2.0, 4.0, 8.0])) == pytest.approx(1.0)
+
+
+def test_the_longest_allowed_measurement_is_accepted_but_not_beyond():
+    with pytest.raises(LabInputError, match=r"in \(0, 60\] seconds; got 60.5"):
+        timing.time_callable(lambda: torch.ones(1), min_run_time=60.5)
+    with pytest.raises(LabInputError, match="at least 601 s"):  # 601 rounds × 1 s, refused before any timing
+        timing.interleaved_medians({"a": lambda: torch.ones(1)}, rounds=601, min_run_time=1)
+    with pytest.raises(LabInputError, match="at least 640 s"):  # 2 builders × 32 sizes × 10 s
+        timing.time_implementations(_builders(), list(range(1, 33)), min_run_time=10)

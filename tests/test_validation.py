@@ -43,3 +43,70 @@ def test_choice():
     assert require_choice("a", "mode", ["a", "b"]) == "a"
     with pytest.raises(LabInputError, match="'a', 'b'"):
         require_choice("c", "mode", ["a", "b"])
+
+
+def test_positive_int_accepts_numpy_integers_and_names_the_reason():
+    import numpy as np
+
+    value = require_positive_int(np.int64(5), "n")
+    assert value == 5 and type(value) is int
+    with pytest.raises(LabInputError, match=r"limit of 308 \(the length of the data\)"):
+        require_positive_int(400, "length", maximum=308, reason="(the length of the data)")
+
+
+def test_number_bounds_are_inclusive_or_exclusive_as_asked():
+    from helpers.validation import require_number
+
+    assert require_number(0, "atol", low=0) == 0.0
+    with pytest.raises(LabInputError, match=r"in \(0, 60\] seconds"):
+        require_number(0, "t", low=0, high=60, low_inclusive=False, unit="seconds")
+    assert require_number(60, "t", low=0, high=60, low_inclusive=False) == 60.0
+    for bad in (float("nan"), float("inf"), -float("inf"), "1", None, True):
+        with pytest.raises(LabInputError):
+            require_number(bad, "x")
+
+
+def test_finite_passes_integers_and_finite_floats_only():
+    from helpers.validation import require_finite
+
+    assert require_finite(torch.arange(3), "i").dtype == torch.int64
+    with pytest.raises(LabInputError, match="2 NaN or infinite value"):
+        require_finite(torch.tensor([float("nan"), 1.0, -float("inf")]), "x")
+
+
+def test_sizes_are_checked_in_order_without_truncation():
+    from helpers.validation import require_sizes
+
+    import numpy as np
+
+    assert require_sizes((16, 64, 16), "T", maximum=64) == [16, 64, 16]
+    assert require_sizes(np.geomspace(16, 64, 2), "T") == [16, 64] and require_sizes(range(1, 3), "T") == [1, 2]
+    assert require_sizes(torch.tensor([8, 4]), "T") == [8, 4] and require_sizes(iter([3]), "T") == [3]
+    with pytest.raises(LabInputError, match=r"T\[1\] must be a positive integer; got 2\.7"):
+        require_sizes([4, 2.7], "T")
+    with pytest.raises(LabInputError, match=r"T\[0\]=65 is above the limit of 64"):
+        require_sizes([65], "T", maximum=64)
+
+
+def test_choices_keep_order_and_file_returns_a_path(tmp_path):
+    from helpers.validation import require_choices, require_file
+
+    assert require_choices(iter(["GRU", "RNN", "GRU"]), "kinds", ["RNN", "GRU"]) == ["GRU", "RNN", "GRU"]
+    data = tmp_path / "series.csv"
+    data.write_text("1\n")
+    assert require_file(str(data), "path") == data
+    with pytest.raises(LabInputError, match="is a folder"):
+        require_file(tmp_path, "path")
+
+
+def test_describe_error_points_at_the_callers_line():
+    from helpers.validation import describe_error
+
+    def parse(text):
+        return [int(part) for part in text.split(",")]
+
+    try:
+        parse("1,x")
+    except ValueError as error:
+        text = describe_error(error)
+    assert text.startswith("ValueError: invalid literal") and "(in parse, test_validation.py line" in text
