@@ -1,15 +1,15 @@
-"""What PyTorch operators run inside a block, and the tensor memory they allocate: count, bytes, peak.
+"""The tensor memory PyTorch operators allocate inside a block: how many tensors, how many bytes, the peak.
 
 Seen through a ``TorchDispatchMode``, so it counts the same on every run and every machine (no clock, no
 allocator statistics) and sees backward too: ``loss.backward()`` inside the block runs its operators there.
 A tensor counts as allocated when an operator returns it on a storage none of the operator's inputs had;
 it is freed when that storage dies (views and in-place results allocate nothing). Memory that a kernel
-takes for itself without returning it (a BLAS workspace) is not seen.
+takes for itself without returning it (a BLAS workspace) is not seen. To count the operators themselves,
+use ``helpers.profiling``.
 """
 from __future__ import annotations
 
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,17 +23,15 @@ from helpers.validation import LabInputError, run_specimen
 
 @dataclass
 class Allocations:
-    """Operators run and tensors allocated inside ``record_allocations``; fills in while the block runs.
+    """Tensors allocated inside ``record_allocations``; fills in while the block runs.
 
     Attributes:
-        ops: ``Counter`` of operator calls by name (``"aten.mm"``, ``"aten.add"``, ...).
         count: tensors allocated (one per new storage).
         bytes: their total size in bytes: the memory the block asked for, all of it.
         peak_bytes: the most bytes of them alive at once (what existed before the block is not counted).
         sizes: the size in bytes of each allocation, in order.
     """
 
-    ops: Counter = field(default_factory=Counter)
     count: int = 0
     bytes: int = 0
     peak_bytes: int = 0
@@ -45,11 +43,6 @@ class Allocations:
     def live_bytes(self) -> int:
         """Bytes allocated in the block that are still alive now."""
         return self._live
-
-    @property
-    def op_count(self) -> int:
-        """Operator calls in total."""
-        return sum(self.ops.values())
 
     def at_least(self, nbytes: int) -> int:
         """How many allocations were ``nbytes`` or larger (e.g. full-size copies of an input).
@@ -78,8 +71,7 @@ class Allocations:
         self._live -= size
 
     def __str__(self) -> str:
-        return (f"{self.op_count} operator calls, {self.count} tensors allocated, {self.bytes:,} bytes in all, "
-                f"peak {self.peak_bytes:,} bytes alive at once")
+        return f"{self.count} tensors allocated, {self.bytes:,} bytes in all, peak {self.peak_bytes:,} bytes alive at once"
 
 
 def _storages(tree: object) -> list[torch.UntypedStorage]:
@@ -100,7 +92,6 @@ class _Recorder(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        self.record.ops[str(func.overloadpacket)] += 1
         inputs = {id(s) for s in _storages((args, kwargs))}
         for storage in _storages(out):
             key = id(storage)
@@ -112,7 +103,7 @@ class _Recorder(TorchDispatchMode):
 
 @contextmanager
 def record_allocations() -> Iterator[Allocations]:
-    """Record the operators run and the tensors allocated inside the ``with`` block (forward and backward).
+    """Record the tensors allocated inside the ``with`` block (forward and backward).
 
     Yields:
         An ``Allocations`` that fills in while the block runs; ``live_bytes`` keeps falling afterwards as
@@ -123,8 +114,8 @@ def record_allocations() -> Iterator[Allocations]:
         >>> with record_allocations() as seen:
         ...     loss = (w * 2).sum()                          # the product: 1 KiB
         ...     loss.backward()                               # w's gradient: 1 KiB
-        >>> seen.ops["aten.mul"] >= 1, seen.at_least(1024), seen.peak_bytes >= 1024
-        (True, 2, True)
+        >>> seen.at_least(1024), seen.peak_bytes >= 1024
+        (2, True)
     """
     record = Allocations()
     with _Recorder(record):
@@ -139,7 +130,7 @@ def allocations_of(fn: Callable[..., object], *args: object, **kwargs: object) -
         *args, **kwargs: its inputs, made before the call (so they are not counted).
 
     Returns:
-        ``Allocations``: operators run, tensors and bytes allocated, and the peak alive at once.
+        ``Allocations``: tensors and bytes allocated, and the peak alive at once.
 
     Example:
         >>> x = torch.ones(1000)

@@ -168,6 +168,58 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
     return {name: float(np.median(times)) for name, times in samples.items()}
 
 
+
+def interleaved_cpu_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7,
+                            min_run_time: float = 0.01) -> dict[str, float]:
+    """Median CPU time per call of each callable, on one thread, over ``rounds`` interleaved rounds.
+
+    With one intra-op thread every operator runs on the calling thread, so that thread's CPU time
+    (``time.thread_time``) is the work the call did; unlike wall-clock time it leaves out the time a busy
+    machine gave to other programs. Use it for one-thread comparisons of overhead and work on a shared machine.
+
+    Args:
+        fns: ``{name: zero-argument callable}`` (CPU work only: a GPU's time is not the thread's).
+        rounds: how many rounds (1..1000); each callable is measured once per round, after one warm-up call.
+        min_run_time: CPU seconds per callable per round, in (0, 60] (the call is repeated until reached);
+            ``rounds × len(fns) × min_run_time`` must stay within ten minutes.
+
+    Returns:
+        ``{name: median CPU seconds per call}`` over the rounds.
+
+    Example:
+        >>> medians = interleaved_cpu_medians({"small": lambda: torch.ones(10).sum(),
+        ...                                    "large": lambda: torch.ones(10**6).sum()}, rounds=3)
+        >>> medians["large"] > medians["small"] > 0
+        True
+    """
+    import time
+
+    if not isinstance(fns, Mapping):
+        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
+    if not fns:
+        raise LabInputError("fns is empty: pass at least one {name: callable}.")
+    for name, fn in fns.items():
+        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: model(x)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(fns), min_run_time, "interleaved_cpu_medians")
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    with using_threads(1):
+        for name, fn in fns.items():  # warm-up: first calls allocate and pick kernels (and show a broken fn plainly)
+            run_specimen(fn, f"fns[{name!r}] (its warm-up call)")
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                calls, start = 0, time.thread_time()
+                while True:
+                    fn()
+                    calls += 1
+                    spent = time.thread_time() - start
+                    if spent >= min_run_time:
+                        break
+                samples[name].append(spent / calls)
+    return {name: float(np.median(times)) for name, times in samples.items()}
+
+
 class _Progress:
     """A progress bar in a notebook (ipywidgets) or a line on stderr; silent for short runs."""
 

@@ -13,7 +13,6 @@ def test_a_new_tensor_counts_its_bytes_once():
     with record_allocations() as seen:
         kept = torch.zeros(3, 100)
     assert (seen.count, seen.bytes, seen.peak_bytes, seen.live_bytes) == (1, 1200, 1200, 1200)
-    assert seen.ops == {"aten.zeros": 1}
     del kept
     assert seen.live_bytes == 0 and seen.peak_bytes == 1200
 
@@ -26,7 +25,7 @@ def test_views_and_in_place_operators_allocate_nothing():
         x.t()
         x.add_(1)
         x.unbind(0)
-    assert seen.count == 0 and seen.bytes == 0 and seen.op_count >= 5
+    assert seen.count == 0 and seen.bytes == 0 and seen.peak_bytes == 0
 
 
 def test_freed_tensors_leave_the_peak_and_count_in_the_total():
@@ -39,14 +38,14 @@ def test_freed_tensors_leave_the_peak_and_count_in_the_total():
     assert seen.peak_bytes == 2000 and seen.live_bytes == 0
 
 
-def test_backward_operators_and_gradients_are_seen():
+def test_forward_and_backward_allocations_are_seen():
     layer = nn.Linear(8, 4)
     x = torch.randn(16, 8, requires_grad=True)
     with record_allocations() as forward:
         loss = layer(x).sum()
     with record_allocations() as backward:
         loss.backward()
-    assert forward.ops["aten.addmm"] == 1 and backward.ops["aten.mm"] == 2
+    assert forward.count == 2 and forward.bytes == (16 * 4 + 1) * FLOAT    # the layer's output and the summed loss
     # the gradients of x, the weight and the bias are new tensors made by backward
     assert backward.at_least(x.numel() * FLOAT) >= 1 and backward.bytes >= (16 * 8 + 8 * 4 + 4) * FLOAT
 
