@@ -15,7 +15,7 @@ CELL_TIMEOUT ?= 300
 CHROMIUM ?= /usr/bin/chromium
 NOTEBOOK_TIMEOUT ?= 600
 
-.PHONY: help lab test check-env execute test-browser test-compat bench lock clean
+.PHONY: help lab test check-env execute test-browser test-compat site test-site bench lock clean
 
 help:
 	@echo "make lab          open JupyterLab on notebooks/ (creates .venv on first use)"
@@ -25,6 +25,8 @@ help:
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
 	@echo "make test-compat  the tests in separate environments (torch 2.14.1, floor versions); records in compat/records/"
 	@echo "make bench        record reference timings into data/reference/ (see README)"
+	@echo "make site         build the course website from the stored notebooks into build/site/"
+	@echo "make test-site    build the site and check every page in headless Chromium, offline"
 
 $(STAMP): pyproject.toml constraints.txt lab-overrides.json
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { \
@@ -67,7 +69,30 @@ test-browser: $(STAMP)
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,browser]'
 	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
 	  "(Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
-	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m browser -v -rA --durations=0 tests/browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "browser and not site" -v -rA --durations=0 tests/browser
+
+# The course website (website/build.py): renders the stored notebooks, never executes them. Installs only
+# the 'site' extra's packages into .venv on first use (Sphinx, myst-nb, the theme: no torch, no JupyterLab,
+# so a fresh clone builds the site quickly); npm fetches the widget manager and MathJax once (website/vendor.json).
+SITE_PACKAGES = $(shell $(PYTHON) -c 'import shlex, tomllib; print(shlex.join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["site"]))')
+SITE_STAMP := $(VENV)/.site-installed
+$(SITE_STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt $(SITE_PACKAGES)
+	@touch $@
+
+site: $(SITE_STAMP)
+	$(BIN)/python website/build.py
+
+# The built site in headless Chromium (tests/browser/test_site.py), every request to another host refused.
+# pytest runs in the course environment (the root conftest imports torch), hence $(STAMP).
+test-site: site $(STAMP)
+	@$(BIN)/python -c "import playwright" 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,browser]'
+	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
+	  "(Debian/Ubuntu), or make test-site CHROMIUM=/path/to/chromium"; exit 1; }
+	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m site -v -rA tests/browser/test_site.py
 
 # Each case builds its own environment under build/compat/ from a fresh clone of the current commit and
 # writes compat/records/<case>.json. COMPAT_CASES="--case colab-like-py312" runs the Colab-like case
@@ -82,7 +107,7 @@ lock: $(STAMP)
 	@echo "wrote constraints.new: review, keep the header of constraints.txt, then replace it"
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts build/compat
+	rm -rf $(VENV) .pytest_cache test-artifacts build/compat build/site build/site-src build/site-doctrees build/site-vendor
 
 # Reference timings: `make bench` (CPU) or `make bench DEVICE=cuda` on a GPU machine.
 DEVICE ?= cpu

@@ -236,3 +236,34 @@ def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Te
                                     bool(got.dtype == ref.dtype and torch.equal(got, ref.to(got.device))),
                                     bool(torch.allclose(got.double(), ref.double().to(got.device), atol=atol, rtol=rtol))))
     return GradientComparison(tuple(rows), baseline, atol, rtol)
+
+
+def max_abs_diff(a: object, b: object) -> float:
+    """The largest absolute difference between two tensors, or two (nested) tuples or lists of tensors.
+
+    Computed in float64, so the comparison itself adds no rounding. Use it for checked cells such as
+    ``print("max |diff| < 1e-6:", max_abs_diff(loop_out, fused_out) < 1e-6)``.
+
+    Args:
+        a, b: tensors of the same shape, or sequences of them with the same structure (e.g. ``(out, (h, c))``).
+
+    Returns:
+        The largest ``|a - b|`` over every element (0.0 for empty tensors).
+
+    Raises:
+        LabInputError: for different shapes or structures.
+
+    Example:
+        >>> max_abs_diff((torch.ones(2), torch.zeros(3)), (torch.ones(2), torch.full((3,), 0.5)))
+        0.5
+    """
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        if a.shape != b.shape:
+            raise LabInputError(f"cannot compare shapes {tuple(a.shape)} and {tuple(b.shape)}.")
+        return float((a.detach().double() - b.detach().double().to(a.device)).abs().max()) if a.numel() else 0.0
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        return max((max_abs_diff(p, q) for p, q in zip(a, b)), default=0.0)
+    raise LabInputError(f"compare tensors, or tuples of tensors with the same structure; got {type(a).__name__} "
+                        f"and {type(b).__name__}" + (f" of lengths {len(a)} and {len(b)}."
+                                                     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list))
+                                                     else "."))

@@ -1,30 +1,32 @@
-"""A real time series for notebook 04: loading it safely, windowing it, a tiny next-step model, and generation.
+"""Instruments for notebook 04's forecasting sections: the sunspot data, scaling, windows, errors, plots, a panel.
 
-The data are the yearly sunspot numbers 1700–2008 (public domain, from NOAA's NGDC, as shipped by
-statsmodels); ``data/README.md`` gives their origin, licence and SHA-256, which ``load_sunspots`` checks.
+The model, its training loop and the generation loops are the notebook's own code; this module only loads
+the data safely (``load_sunspots`` checks the file's SHA-256, recorded in ``data/README.md``), standardises
+it, cuts training windows, scores forecasts (``rmse``, ``rmse_by_horizon``) and draws them.
 
-Generation is where iterating a recurrent model step by step is unavoidable: in *free running* each
-prediction becomes the next input, so step t+1 cannot start before step t has produced its output. With
-*teacher forcing* the next input is the true value, known in advance, so one fused call does the same work.
+The series is the *version 1* yearly mean sunspot number, 1700–2008 (public domain, NOAA's NGDC, as shipped
+by statsmodels). The sunspot index was recalibrated in 2015 (version 2); version 2 values are larger (by
+about 1/0.6 in recent centuries), so numbers here are not comparable with today's SILSO series.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as W
 import torch
-from torch import nn
 
-from helpers.device import using_threads
-from helpers.validation import LabInputError, require_positive_int, require_tensor
+from helpers.validation import LabInputError, require_file, require_positive_int, require_tensor, run_specimen
 from helpers.widgets import Panel
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 SUNSPOTS_PATH = DATA_DIR / "sunspots_yearly.csv"
 SUNSPOTS_SHA256 = "f67889b1d9002cd5227f0e0ef54e35b419cdd85a31279adef6f73fb41e5c0a9b"
+RESTORE = "Restore it with 'git checkout -- data/sunspots_yearly.csv'."
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,18 @@ class Series:
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def index_of(self, year: int) -> int:
+        """The position of ``year`` in the series.
+
+        Example:
+            >>> load_sunspots().index_of(1930)
+            230
+        """
+        first, last = int(self.years[0]), int(self.years[-1])
+        if isinstance(year, bool) or not isinstance(year, int) or not first <= year <= last:
+            raise LabInputError(f"year must be an int in {first}..{last}; got {year!r}.")
+        return year - first
+
 
 def sha256_of(path: Path | str) -> str:
     """The SHA-256 of a file's bytes, as hex (what ``sha256sum`` prints).
@@ -51,7 +65,7 @@ def sha256_of(path: Path | str) -> str:
 
 
 def load_sunspots(path: Path | str | None = None, expected_sha256: str = SUNSPOTS_SHA256) -> Series:
-    """Load the yearly sunspot numbers after checking the file's SHA-256.
+    """Load the yearly sunspot numbers (version 1 series, 1700–2008) after checking the file's SHA-256.
 
     Args:
         path: the CSV (default ``data/sunspots_yearly.csv``), columns ``YEAR``, ``SUNACTIVITY``.
@@ -61,22 +75,21 @@ def load_sunspots(path: Path | str | None = None, expected_sha256: str = SUNSPOT
         ``Series`` with one value per year.
 
     Raises:
-        LabInputError: if the file is missing, its checksum differs, or its content is not a yearly series.
+        LabInputError: if the path is missing or a folder, its checksum differs, or its content is not
+            a yearly series.
 
     Example:
         >>> s = load_sunspots()
-        >>> len(s), int(s.years[0]), int(s.years[-1])
-        (309, 1700, 2008)
+        >>> len(s), int(s.years[0]), int(s.years[-1]), round(float(s.values[s.index_of(1957)]), 1)
+        (309, 1700, 2008, 190.2)
     """
-    path = Path(path) if path is not None else SUNSPOTS_PATH
-    if not path.is_file():
-        raise LabInputError(f"{path} not found. It ships with the course in data/; restore it with "
-                            "'git checkout -- data/sunspots_yearly.csv'.")
+    path = require_file(path if path is not None else SUNSPOTS_PATH, "path",
+                        f"The course ships it as {SUNSPOTS_PATH.name} in data/. {RESTORE}")
     digest = sha256_of(path)
     if digest != expected_sha256:
         raise LabInputError(f"{path.name} has SHA-256 {digest[:16]}… but {expected_sha256[:16]}… was expected "
                             "(data/README.md): the file was changed or damaged (an edit, a truncated copy, a "
-                            "line-ending conversion). Restore it with 'git checkout -- data/sunspots_yearly.csv'.")
+                            f"line-ending conversion). {RESTORE}")
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
     if not rows or [c.strip() for c in rows[0]] != ["YEAR", "SUNACTIVITY"]:
@@ -88,35 +101,51 @@ def load_sunspots(path: Path | str | None = None, expected_sha256: str = SUNSPOT
         raise LabInputError(f"{path.name} has a row that is not 'year,number' ({error}).") from None
     if len(years) < 2 or years != list(range(years[0], years[0] + len(years))):
         raise LabInputError(f"{path.name} must hold consecutive years, one row each.")
-    return Series("yearly sunspot number", torch.tensor(years), torch.tensor(values, dtype=torch.float32),
-                  "mean sunspot number per year")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise LabInputError(f"{path.name} holds a value that is negative, NaN or infinite; sunspot numbers are not.")
+    return Series("yearly mean sunspot number (version 1)", torch.tensor(years),
+                  torch.tensor(values, dtype=torch.float32), "sunspot number (v1)")
 
 
 @dataclass(frozen=True)
 class Scaler:
-    """Standardisation ``(v - mean) / std`` with the statistics of the training part only."""
+    """Standardisation ``(v - mean) / std``. Fit it on the training part only, then apply it to everything."""
 
     mean: float
     std: float
 
     @classmethod
     def fit(cls, values: torch.Tensor) -> "Scaler":
-        """Scaler with the mean and standard deviation of ``values``.
+        """Scaler with the mean and (population) standard deviation of ``values``.
 
         Example:
             >>> Scaler.fit(torch.tensor([1.0, 3.0]))
             Scaler(mean=2.0, std=1.0)
         """
         values = require_tensor(values, "values", ndim=1, layout="(time,)")
+        if values.shape[0] < 2 or not bool(torch.isfinite(values).all()):
+            raise LabInputError("values must hold at least two finite numbers to fit a scaler.")
         std = float(values.std(unbiased=False))
         if std == 0:
             raise LabInputError("values are constant: there is nothing to standardise.")
         return cls(float(values.mean()), std)
 
     def transform(self, values: torch.Tensor) -> torch.Tensor:
+        """``(values - mean) / std``.
+
+        Example:
+            >>> Scaler(2.0, 1.0).transform(torch.tensor([3.0]))
+            tensor([1.])
+        """
         return (values - self.mean) / self.std
 
     def inverse(self, values: torch.Tensor) -> torch.Tensor:
+        """``values * std + mean``: back to the original units.
+
+        Example:
+            >>> Scaler(2.0, 1.0).inverse(torch.tensor([1.0]))
+            tensor([3.])
+        """
         return values * self.std + self.mean
 
 
@@ -137,8 +166,8 @@ def make_windows(values: torch.Tensor, window: int, stride: int = 1) -> tuple[to
         ([[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]], [[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
     """
     values = require_tensor(values, "values", ndim=1, layout="(time,)")
-    require_positive_int(window, "window")
-    require_positive_int(stride, "stride")
+    require_positive_int(window, "window", maximum=100_000)
+    require_positive_int(stride, "stride", maximum=100_000)
     if window + 1 > values.shape[0]:
         raise LabInputError(f"window={window} needs at least {window + 1} values (one more for the last target); "
                             f"the series has {values.shape[0]}. Choose a shorter window.")
@@ -148,245 +177,58 @@ def make_windows(values: torch.Tensor, window: int, stride: int = 1) -> tuple[to
     return inputs[..., None], targets[..., None]
 
 
-class NextStepModel(nn.Module):
-    """A GRU reading one value per step and a linear read-out predicting the next value.
-
-    ``forward(x, state)`` takes ``(batch, time, 1)`` and returns ``(predictions (batch, time, 1), state)``,
-    so it can be called on a whole sequence or one step at a time with the state carried.
+def rmse(predictions: torch.Tensor, truth: torch.Tensor) -> float:
+    """Root-mean-square error of ``predictions`` against ``truth`` (same shape), as a float.
 
     Example:
-        >>> model = NextStepModel(hidden_size=8)
-        >>> pred, h = model(torch.randn(2, 5, 1))
-        >>> tuple(pred.shape), tuple(h.shape)
-        ((2, 5, 1), (1, 2, 8))
+        >>> round(rmse(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0])), 4)
+        2.2361
     """
-
-    def __init__(self, hidden_size: int = 24, num_layers: int = 1):
-        super().__init__()
-        require_positive_int(hidden_size, "hidden_size", maximum=512)
-        require_positive_int(num_layers, "num_layers", maximum=4)
-        self.rnn = nn.GRU(1, hidden_size, num_layers=num_layers, batch_first=True)
-        self.readout = nn.Linear(hidden_size, 1)
-
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        x = require_tensor(x, "x", ndim=3, layout="(batch, time, 1)")
-        if x.shape[-1] != 1:
-            raise LabInputError(f"x must have one feature per step (batch, time, 1); got shape {tuple(x.shape)}.")
-        out, state = self.rnn(x, state)
-        return self.readout(out), state
+    predictions = require_tensor(predictions, "predictions")
+    truth = require_tensor(truth, "truth")
+    if predictions.shape != truth.shape or predictions.numel() == 0:
+        raise LabInputError(f"predictions {tuple(predictions.shape)} and truth {tuple(truth.shape)} must have the "
+                            "same, non-empty shape.")
+    return float(((predictions.double() - truth.double()) ** 2).mean().sqrt())
 
 
-@dataclass
-class TrainResult:
-    """A trained model with its loss curve and the scaler and split it was trained with."""
-
-    model: NextStepModel
-    losses: list[float]
-    scaler: Scaler
-    split: int          # index of the first value the model never saw
-    seconds: float
-
-
-def train_next_step(series: Series, split: int, window: int = 32, hidden_size: int = 24, epochs: int = 150,
-                    lr: float = 0.02, seed: int = 0, threads: int = 1) -> TrainResult:
-    """Train a ``NextStepModel`` on ``series.values[:split]`` (full batch, Adam, mean squared error).
+def rmse_by_horizon(forecasts: torch.Tensor, series: torch.Tensor, origins: torch.Tensor | list[int]) -> torch.Tensor:
+    """RMSE at each forecast horizon, over many forecast origins.
 
     Args:
-        series: the data; only the part before ``split`` is used (scaler statistics included).
-        split: index of the first held-out value.
-        window, hidden_size, epochs, lr: training settings; the defaults take a few seconds on a CPU.
-        seed: seeds initialisation, so a rerun on the same machine gives the same model.
-        threads: intra-op threads while training (restored afterwards). The model is tiny, so one thread
-            is enough, and more can be far slower on a machine whose cores are busy with other work.
+        forecasts: ``(origins, horizons)``; row ``i`` holds the forecasts of ``series[o]``, ``series[o+1]``, ...
+            made from the values before ``o = origins[i]`` only.
+        series: the true values, ``(time,)``, in the forecasts' units.
+        origins: the index of each row's first forecast value.
 
     Returns:
-        ``TrainResult``; ``losses`` holds the training loss of every epoch (scaled units).
+        ``(horizons,)``: entry ``h - 1`` is the RMSE of all ``h``-step-ahead forecasts.
 
     Example:
-        >>> r = train_next_step(load_sunspots(), split=100, window=16, hidden_size=4, epochs=3)
-        >>> len(r.losses), r.split
-        (3, 100)
+        >>> rmse_by_horizon(torch.tensor([[1.0, 2.0], [2.0, 3.0]]), torch.tensor([0.0, 1.0, 2.0, 4.0]), [1, 2])
+        tensor([0.0000, 0.7071], dtype=torch.float64)
     """
-    import time
-
-    require_positive_int(split, "split", maximum=len(series) - 1)
-    require_positive_int(epochs, "epochs", maximum=5000)
-    scaler = Scaler.fit(series.values[:split])
-    inputs, targets = make_windows(scaler.transform(series.values[:split]), window)
-    torch.manual_seed(seed)
-    model = NextStepModel(hidden_size)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    losses = []
-    start = time.perf_counter()
-    with using_threads(threads):
-        for _ in range(epochs):
-            optimiser.zero_grad()
-            loss = nn.functional.mse_loss(model(inputs)[0], targets)
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
-    return TrainResult(model.eval(), losses, scaler, split, time.perf_counter() - start)
+    forecasts = require_tensor(forecasts, "forecasts", ndim=2, layout="(origins, horizons)")
+    series = require_tensor(series, "series", ndim=1, layout="(time,)")
+    origins = [int(o) for o in origins]
+    if len(origins) != forecasts.shape[0]:
+        raise LabInputError(f"{len(origins)} origins for {forecasts.shape[0]} rows of forecasts; give one per row.")
+    horizons = forecasts.shape[1]
+    if min(origins) < 0 or max(origins) + horizons > series.shape[0]:
+        raise LabInputError(f"origins + {horizons} horizons run past the series ({series.shape[0]} values).")
+    truth = torch.stack([series[o:o + horizons] for o in origins])
+    return ((forecasts.double() - truth.double()) ** 2).mean(dim=0).sqrt()
 
 
-# ---------------------------------------------------------------------------------------------------
-# Generation (all in scaled units; 1-D tensors of values)
-# ---------------------------------------------------------------------------------------------------
-
-def _step_input(value: torch.Tensor) -> torch.Tensor:
-    return value.reshape(1, 1, 1)
-
-
-def warm_up(model: nn.Module, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read all of ``context`` but its last value in one fused call; return (last value, state).
-
-    The pair is the starting point of generation: feed the last value with the state to get the
-    first prediction (``free_run`` or ``teacher_forced_loop`` do that).
-
-    Example:
-        >>> inp, h = warm_up(NextStepModel(4), torch.randn(10))
-        >>> tuple(inp.shape), tuple(h.shape)
-        ((), (1, 1, 4))
-    """
-    context = require_tensor(context, "context", ndim=1, layout="(time,)")
-    if context.shape[0] < 2:
-        raise LabInputError("context needs at least two values: all but the last warm the state up.")
-    with torch.no_grad():
-        _, state = model(context[:-1].reshape(1, -1, 1))
-    return context[-1], state
-
-
-def free_run(model: nn.Module, inp: torch.Tensor, state: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate ``steps`` values, feeding each prediction back in as the next input.
+def plot_forecasts(series: Series, split: int, predictions: Mapping[str, torch.Tensor], context: int = 40, ax=None):
+    """The truth around ``split`` and named predictions of the years from ``split`` on, with their RMSE.
 
     Args:
-        model: a ``NextStepModel``.
-        inp: the next input, not yet fed (a scalar tensor).
-        state: the state before ``inp``.
-        steps: how many values to generate.
-
-    Returns:
-        ``(predictions (steps,), state)``. To continue, call again with ``predictions[-1]`` and this state:
-        generating in chunks this way gives the same values as one long call.
-
-    Example:
-        >>> model = NextStepModel(4); inp, h = warm_up(model, torch.randn(10))
-        >>> whole, _ = free_run(model, inp, h, 6)
-        >>> first, h2 = free_run(model, inp, h, 4)
-        >>> rest, _ = free_run(model, first[-1], h2, 2)
-        >>> torch.equal(torch.cat([first, rest]), whole)
-        True
-    """
-    require_positive_int(steps, "steps", maximum=10_000)
-    predictions = []
-    with torch.no_grad():
-        for _ in range(steps):
-            out, state = model(_step_input(inp), state)
-            inp = out.reshape(())
-            predictions.append(inp)
-    return torch.stack(predictions), state
-
-
-def teacher_forced_loop(model: nn.Module, context: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """One-step-ahead predictions of ``truth``, step by step: after each step the *true* value is fed in.
-
-    Example:
-        >>> teacher_forced_loop(NextStepModel(4), torch.randn(10), torch.randn(5)).shape
-        torch.Size([5])
-    """
-    truth = require_tensor(truth, "truth", ndim=1, layout="(time,)")
-    inp, state = warm_up(model, context)
-    predictions = []
-    with torch.no_grad():
-        for value in truth:
-            out, state = model(_step_input(inp), state)
-            predictions.append(out.reshape(()))
-            inp = value
-    return torch.stack(predictions)
-
-
-def teacher_forced_fused(model: nn.Module, context: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """The same predictions as ``teacher_forced_loop`` in one fused call: every input is known in advance.
-
-    Example:
-        >>> m, c, t = NextStepModel(4), torch.randn(10), torch.randn(5)
-        >>> bool((teacher_forced_fused(m, c, t) - teacher_forced_loop(m, c, t)).abs().max() < 1e-5)
-        True
-    """
-    context = require_tensor(context, "context", ndim=1, layout="(time,)")
-    truth = require_tensor(truth, "truth", ndim=1, layout="(time,)")
-    with torch.no_grad():
-        out, _ = model(torch.cat([context, truth[:-1]]).reshape(1, -1, 1))
-    return out.reshape(-1)[-truth.shape[0]:]
-
-
-def generate(model: nn.Module, context: torch.Tensor, steps: int, truth: torch.Tensor | None = None,
-             teacher_forcing: bool = False) -> torch.Tensor:
-    """Predict ``steps`` values after ``context``: free running, or teacher-forced with ``truth``.
-
-    Example:
-        >>> generate(NextStepModel(4), torch.randn(10), 3).shape
-        torch.Size([3])
-    """
-    require_positive_int(steps, "steps", maximum=10_000)
-    if teacher_forcing:
-        if truth is None or truth.shape[0] < steps:
-            raise LabInputError("teacher forcing feeds the true values: pass truth with at least `steps` values.")
-        return teacher_forced_loop(model, context, truth[:steps])
-    inp, state = warm_up(model, context)
-    return free_run(model, inp, state, steps)[0]
-
-
-@dataclass(frozen=True)
-class GenerationResult:
-    """Truth and predictions (original units) for the years after a split; ``None`` for a mode not run."""
-
-    years: torch.Tensor
-    truth: torch.Tensor
-    teacher_forced: torch.Tensor | None
-    free_running: torch.Tensor | None
-    context_years: torch.Tensor
-    context: torch.Tensor
-    unit: str
-
-    def rmse(self, mode: str) -> float:
-        """Root-mean-square error of ``"teacher_forced"`` or ``"free_running"`` against the truth."""
-        if mode not in ("teacher_forced", "free_running") or getattr(self, mode) is None:
-            raise LabInputError(f"mode must be a mode that was run: 'teacher_forced' or 'free_running'; got {mode!r}.")
-        return float(((getattr(self, mode) - self.truth) ** 2).mean().sqrt())
-
-
-def run_generation(trained: TrainResult, series: Series, steps: int, teacher_forcing: bool | None = None,
-                   context_shown: int = 40) -> GenerationResult:
-    """Generate ``steps`` values after ``trained.split`` from all earlier values, in original units.
-
-    Args:
-        trained: from ``train_next_step``.
-        series: the same series it was trained on.
-        steps: how many years to predict (at most the held-out part).
-        teacher_forcing: True or False for one mode; None for both.
-        context_shown: how many years before the split to keep for plotting.
-
-    Example:
-        >>> s = load_sunspots(); r = train_next_step(s, split=250, window=16, hidden_size=4, epochs=2)
-        >>> g = run_generation(r, s, steps=5)
-        >>> tuple(g.truth.shape), g.free_running is not None, g.teacher_forced is not None
-        ((5,), True, True)
-    """
-    held_out = len(series) - trained.split
-    require_positive_int(steps, "steps", maximum=held_out)
-    scaled = trained.scaler.transform(series.values)
-    context, truth = scaled[:trained.split], scaled[trained.split:trained.split + steps]
-    modes = {"teacher_forced": teacher_forcing in (None, True), "free_running": teacher_forcing in (None, False)}
-    out = {mode: trained.scaler.inverse(generate(trained.model, context, steps, truth, mode == "teacher_forced"))
-           if wanted else None for mode, wanted in modes.items()}
-    shown = slice(max(trained.split - context_shown, 0), trained.split)
-    return GenerationResult(series.years[trained.split:trained.split + steps], series.values[trained.split:][:steps],
-                            out["teacher_forced"], out["free_running"], series.years[shown], series.values[shown],
-                            series.unit)
-
-
-def plot_generation(result: GenerationResult, ax=None):
-    """Truth, teacher-forced and free-running predictions against the year.
+        series: the data (original units).
+        split: index of the first predicted year.
+        predictions: ``{label: (steps,) values in original units}``.
+        context: how many years before ``split`` to show.
+        ax: an existing matplotlib ``Axes`` or None.
 
     Returns:
         The matplotlib ``Axes``.
@@ -395,42 +237,88 @@ def plot_generation(result: GenerationResult, ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
-    ax.plot(result.context_years, result.context, color="0.6", label="context (read by the model)")
-    ax.plot(result.years, result.truth, color="k", marker=".", label="truth (held out)")
-    if result.teacher_forced is not None:
-        ax.plot(result.years, result.teacher_forced, color="C0",
-                label=f"teacher forcing (RMSE {result.rmse('teacher_forced'):.1f})")
-    if result.free_running is not None:
-        ax.plot(result.years, result.free_running, color="C3", ls="--",
-                label=f"free running (RMSE {result.rmse('free_running'):.1f})")
-    ax.axvline(float(result.years[0]) - 0.5, color="0.3", lw=0.8, ls=":")
+    start = max(split - context, 0)
+    ax.plot(series.years[start:split], series.values[start:split], color="0.6", label="context (read by the model)")
+    steps = max((p.shape[0] for p in predictions.values()), default=1)
+    years, truth = series.years[split:split + steps], series.values[split:split + steps]
+    ax.plot(years, truth, color="k", marker=".", label="truth (held out)")
+    for i, (label, values) in enumerate(predictions.items()):
+        n = values.shape[0]
+        ax.plot(years[:n], values, color=f"C{i}", ls=("-", "--", ":", "-.")[i % 4],
+                label=f"{label} (RMSE {rmse(values, truth[:n]):.1f})")
+    ax.axvline(float(series.years[split]) - 0.5, color="0.3", lw=0.8, ls=":")
     ax.set_xlabel("year")
-    ax.set_ylabel(result.unit)
-    ax.set_title(f"Generating {len(result.years)} years after {int(result.years[0]) - 1}")
+    ax.set_ylabel(series.unit)
+    ax.set_title(f"{steps} years after {int(series.years[split]) - 1}")
     ax.legend(fontsize=8, loc="upper left")
     return ax
 
 
-def _show(result: GenerationResult) -> None:
+def plot_rmse_by_horizon(curves: Mapping[str, torch.Tensor], unit: str = "", ax=None):
+    """RMSE against forecast horizon (years ahead), one line per forecaster.
+
+    Returns:
+        The matplotlib ``Axes``.
+    """
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
-    ax = plot_generation(result)
-    display(ax.figure)
-    plt.close(ax.figure)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.4), constrained_layout=True)
+    for label, curve in curves.items():
+        curve = torch.as_tensor(curve)
+        horizons = range(1, curve.shape[0] + 1)
+        ax.plot(horizons, curve, marker="." if curve.shape[0] < 40 else None, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("forecast horizon (years ahead)")
+    ax.set_ylabel(f"RMSE ({unit})" if unit else "RMSE")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
 
 
-def make_generation_panel(trained: TrainResult, series: Series, steps: int = 30) -> Panel:
-    """A panel: how many years to generate, and teacher forcing on (true inputs) or off (own predictions).
+def make_forecast_panel(forecast: Callable[[int, bool], torch.Tensor], series: Series, split: int,
+                        steps: int = 30) -> Panel:
+    """A panel over the notebook's forecaster: how many years, and teacher forcing on or off.
+
+    Args:
+        forecast: ``forecast(steps, teacher_forcing) -> (steps,)`` predictions of the years from ``split`` on, in
+            original units; the notebook passes its own generation functions.
+        series: the data, for the truth and the plot.
+        split: index of the first predicted year.
+        steps: the starting number of years.
+
+    Returns:
+        ``Panel``; ``panel.run()`` returns the predictions.
 
     Example:
-        >>> s = load_sunspots(); r = train_next_step(s, split=250, window=16, hidden_size=4, epochs=2)
-        >>> panel = make_generation_panel(r, s)
-        >>> panel.set(steps=4, teacher_forcing=False).run().free_running.shape
+        >>> s = load_sunspots()
+        >>> panel = make_forecast_panel(lambda steps, teacher_forcing: s.values[200:200 + steps], s, split=200)
+        >>> panel.set(steps=4, teacher_forcing=True).run().shape
         torch.Size([4])
     """
-    held_out = len(series) - trained.split
-    controls = {"steps": W.IntSlider(value=min(steps, held_out), min=1, max=held_out, description="years to generate"),
+    if not callable(forecast):
+        raise LabInputError(f"forecast must be a function (steps, teacher_forcing) -> predictions; "
+                            f"got {type(forecast).__name__}.")
+    held_out = len(series) - require_positive_int(split, "split", maximum=len(series) - 1)
+    controls = {"steps": W.IntSlider(value=min(steps, held_out), min=1, max=held_out, description="years ahead"),
                 "teacher_forcing": W.Checkbox(value=False, description="teacher forcing")}
-    return Panel(lambda steps, teacher_forcing: run_generation(trained, series, steps, teacher_forcing),
-                 controls, render=_show, title="Generate after the training years")
+
+    def run(steps: int, teacher_forcing: bool) -> torch.Tensor:
+        predictions = run_specimen(forecast, "the forecast function", steps, teacher_forcing)
+        if not isinstance(predictions, torch.Tensor) or predictions.shape != (steps,):
+            raise LabInputError(f"forecast({steps}, {teacher_forcing}) must return a tensor of shape ({steps},).")
+        return predictions
+
+    def render(predictions: torch.Tensor) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        label = "one step ahead (teacher forcing)" if controls["teacher_forcing"].value else "closed loop"
+        ax = plot_forecasts(series, split, {label: predictions})
+        display(ax.figure)
+        plt.close(ax.figure)
+
+    return Panel(run, controls, render=render, title="Forecast the years after the training data")

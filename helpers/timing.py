@@ -168,6 +168,58 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
     return {name: float(np.median(times)) for name, times in samples.items()}
 
 
+
+def interleaved_cpu_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7,
+                            min_run_time: float = 0.01) -> dict[str, float]:
+    """Median CPU time per call of each callable, on one thread, over ``rounds`` interleaved rounds.
+
+    With one intra-op thread every operator runs on the calling thread, so that thread's CPU time
+    (``time.thread_time``) is the work the call did; unlike wall-clock time it leaves out the time a busy
+    machine gave to other programs. Use it for one-thread comparisons of overhead and work on a shared machine.
+
+    Args:
+        fns: ``{name: zero-argument callable}`` (CPU work only: a GPU's time is not the thread's).
+        rounds: how many rounds (1..1000); each callable is measured once per round, after one warm-up call.
+        min_run_time: CPU seconds per callable per round, in (0, 60] (the call is repeated until reached);
+            ``rounds × len(fns) × min_run_time`` must stay within ten minutes.
+
+    Returns:
+        ``{name: median CPU seconds per call}`` over the rounds.
+
+    Example:
+        >>> medians = interleaved_cpu_medians({"small": lambda: torch.ones(10).sum(),
+        ...                                    "large": lambda: torch.ones(10**6).sum()}, rounds=3)
+        >>> medians["large"] > medians["small"] > 0
+        True
+    """
+    import time
+
+    if not isinstance(fns, Mapping):
+        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
+    if not fns:
+        raise LabInputError("fns is empty: pass at least one {name: callable}.")
+    for name, fn in fns.items():
+        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: model(x)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(fns), min_run_time, "interleaved_cpu_medians")
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    with using_threads(1):
+        for name, fn in fns.items():  # warm-up: first calls allocate and pick kernels (and show a broken fn plainly)
+            run_specimen(fn, f"fns[{name!r}] (its warm-up call)")
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                calls, start = 0, time.thread_time()
+                while True:
+                    fn()
+                    calls += 1
+                    spent = time.thread_time() - start
+                    if spent >= min_run_time:
+                        break
+                samples[name].append(spent / calls)
+    return {name: float(np.median(times)) for name, times in samples.items()}
+
+
 class _Progress:
     """A progress bar in a notebook (ipywidgets) or a line on stderr; silent for short runs."""
 
@@ -245,6 +297,71 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
             median, iqr, runs = time_callable(fn, threads=threads, min_run_time=min_run_time)
             records.append(TimingRecord(name, size, mode, median, iqr, runs, threads, str(dev)))
             progress_bar.step(f"{name} @ {size}")
+    return records
+
+
+def interleaved_sweep(builders: Mapping[str, Builder], sizes: Sequence[int], mode: str = "forward",
+                      device: str = "cpu", threads: int = 1, rounds: int = 5,
+                      min_run_time: float = 0.02) -> list[TimingRecord]:
+    """Time every implementation at every size in ``rounds`` interleaved rounds; medians over the rounds.
+
+    Each round times every (size, implementation) once, so a stall on a busy machine spoils one round of
+    everything alike instead of one point; the median over rounds then ignores it. Use it where a checked
+    verdict reads a ratio or a slope from the records (``time_implementations`` measures each point once).
+
+    Args:
+        builders: ``{name: builder}``; ``builder(size, device)`` returns a zero-argument callable that runs
+            the forward pass and returns its output (built once per point, before the first round).
+        sizes: the swept sizes.
+        mode: ``"forward"`` or ``"forward+backward"`` (backward of the sum of all outputs).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        threads: intra-op threads (1 where per-step overhead is compared).
+        rounds: how many rounds.
+        min_run_time: seconds of measurement per point per round.
+
+    Returns:
+        One ``TimingRecord`` per implementation and size: ``median_s`` and ``iqr_s`` over the rounds'
+        medians, ``runs`` = ``rounds``.
+
+    Example:
+        >>> builders = {"short": lambda n, dev: (lambda: torch.ones(n, device=dev).sum()),
+        ...             "long": lambda n, dev: (lambda: torch.ones(100 * n, device=dev).sum())}
+        >>> records = interleaved_sweep(builders, [10_000], rounds=3, min_run_time=0.01)
+        >>> [(r.implementation, r.runs) for r in records]
+        [('short', 3), ('long', 3)]
+        >>> records[1].median_s > records[0].median_s
+        True
+    """
+    require_choice(mode, "mode", MODES)
+    dev = pick_device(device)
+    if not isinstance(builders, Mapping):
+        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
+    if not builders:
+        raise LabInputError("builders is empty: pass at least one {name: builder}.")
+    for name, builder in builders.items():
+        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
+    sizes = require_sizes(sizes, "sizes", maximum=MAX_SIZE,
+                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(builders) * len(sizes), min_run_time, "interleaved_sweep")
+    points = {}
+    for size in sizes:
+        for name, builder in builders.items():
+            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
+            if not callable(timed):
+                raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
+                                    "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
+            points[name, size] = _with_mode(timed, mode)
+    samples: dict[tuple[str, int], list[float]] = {key: [] for key in points}
+    for _ in range(rounds):
+        for key, fn in points.items():
+            samples[key].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
+    records = []
+    for (name, size), times in samples.items():
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        records.append(TimingRecord(name, size, mode, float(median), float(q3 - q1), rounds, threads, str(dev)))
     return records
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.gradients import FLOAT64_REFERENCE, compare_gradients, default_loss
+from helpers.gradients import FLOAT64_REFERENCE, compare_gradients, default_loss, max_abs_diff
 from helpers.validation import LabInputError
 
 
@@ -122,3 +122,22 @@ def test_table_and_plot():
 def test_default_loss_is_the_same_function_in_float32_and_float64():
     out = torch.randn(4, 3)
     assert torch.allclose(default_loss(out).double(), default_loss(out.double()), atol=1e-5)
+
+
+def test_max_abs_diff_of_tensors_and_nested_tuples():
+    a = torch.tensor([1.0, 2.0, 3.0])
+    assert max_abs_diff(a, a.clone()) == 0.0
+    assert max_abs_diff(a, torch.tensor([1.0, 2.5, 3.0])) == 0.5
+    assert max_abs_diff((a, (a, torch.zeros(2))), (a, (a + 0.25, torch.zeros(2)))) == 0.25
+    assert max_abs_diff(torch.ones(0), torch.ones(0)) == 0.0
+    # computed in float64: a float32 difference below float32's resolution near 1 is still seen
+    assert max_abs_diff(torch.tensor([1.0], dtype=torch.float64), torch.tensor([1.0 + 1e-12], dtype=torch.float64)) > 0
+
+
+def test_max_abs_diff_refuses_different_shapes_and_structures():
+    with pytest.raises(LabInputError, match=r"cannot compare shapes \(2,\) and \(3,\)"):
+        max_abs_diff(torch.ones(2), torch.ones(3))
+    with pytest.raises(LabInputError, match="lengths 1 and 2"):
+        max_abs_diff((torch.ones(2),), (torch.ones(2), torch.ones(2)))
+    with pytest.raises(LabInputError, match="same structure"):
+        max_abs_diff(torch.ones(2), (torch.ones(2),))

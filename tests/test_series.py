@@ -1,4 +1,4 @@
-"""Tests for helpers.series: checksummed loading, windows, training, and generation modes."""
+"""Tests for helpers.series: checksummed loading, scaling, windows, forecast errors, plots and the panel."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -8,21 +8,14 @@ import shutil
 import pytest
 import torch
 
-from helpers.series import (SUNSPOTS_PATH, SUNSPOTS_SHA256, GenerationResult, NextStepModel, Scaler, free_run,
-                            generate, load_sunspots, make_generation_panel, make_windows, plot_generation,
-                            run_generation, sha256_of, teacher_forced_fused, teacher_forced_loop, train_next_step,
-                            warm_up)
+from helpers.series import (SUNSPOTS_PATH, SUNSPOTS_SHA256, Scaler, load_sunspots, make_forecast_panel, make_windows,
+                            plot_forecasts, plot_rmse_by_horizon, rmse, rmse_by_horizon, sha256_of)
 from helpers.validation import LabInputError
 
 
 @pytest.fixture(scope="module")
 def series():
     return load_sunspots()
-
-
-@pytest.fixture(scope="module")
-def trained(series):
-    return train_next_step(series, split=260, window=12, hidden_size=8, epochs=20, seed=0)
 
 
 # --- loading ------------------------------------------------------------------------------------------
@@ -36,6 +29,18 @@ def test_shipped_file_matches_its_recorded_checksum(series):
     assert float(series.values.min()) >= 0
 
 
+def test_it_is_the_version_1_series(series):
+    # The 2015 recalibration (version 2) raised the values; 1957's yearly mean is 190.2 in version 1.
+    assert "version 1" in series.name and round(float(series.values[series.index_of(1957)]), 1) == 190.2
+
+
+def test_index_of_and_its_refusals(series):
+    assert series.index_of(1700) == 0 and series.index_of(2008) == 308
+    for bad in (1699, 2009, 1930.0, True, "1930"):
+        with pytest.raises(LabInputError, match="year must be an int in 1700..2008"):
+            series.index_of(bad)
+
+
 def test_loader_refuses_a_changed_file(tmp_path):
     copy = tmp_path / "sunspots_yearly.csv"
     shutil.copy(SUNSPOTS_PATH, copy)
@@ -45,9 +50,11 @@ def test_loader_refuses_a_changed_file(tmp_path):
         load_sunspots(copy)
 
 
-def test_loader_reports_a_missing_file_and_a_bad_layout(tmp_path):
-    with pytest.raises(LabInputError, match="not found"):
+def test_loader_reports_a_missing_file_a_directory_and_a_bad_layout(tmp_path):
+    with pytest.raises(LabInputError, match="does not exist.*git checkout"):
         load_sunspots(tmp_path / "nothing.csv")
+    with pytest.raises(LabInputError, match="is a folder, not a file"):
+        load_sunspots(tmp_path)
     bad = tmp_path / "bad.csv"
     bad.write_text("year,value\n1,2\n")
     with pytest.raises(LabInputError, match="header YEAR,SUNACTIVITY"):
@@ -56,11 +63,19 @@ def test_loader_reports_a_missing_file_and_a_bad_layout(tmp_path):
     gap.write_text("YEAR,SUNACTIVITY\n1700,5\n1702,6\n")
     with pytest.raises(LabInputError, match="consecutive years"):
         load_sunspots(gap, expected_sha256=sha256_of(gap))
+    text = tmp_path / "text.csv"
+    text.write_text("YEAR,SUNACTIVITY\n1700,five\n1701,6\n")
+    with pytest.raises(LabInputError, match="not 'year,number'"):
+        load_sunspots(text, expected_sha256=sha256_of(text))
+    nan = tmp_path / "nan.csv"
+    nan.write_text("YEAR,SUNACTIVITY\n1700,nan\n1701,6\n")
+    with pytest.raises(LabInputError, match="negative, NaN or infinite"):
+        load_sunspots(nan, expected_sha256=sha256_of(nan))
 
 
 # --- scaler and windows ---------------------------------------------------------------------------------
 
-def test_scaler_round_trips_and_refuses_constants():
+def test_scaler_round_trips_and_refuses_constants_and_nan():
     values = torch.tensor([1.0, 5.0, 9.0, 2.0])
     scaler = Scaler.fit(values)
     z = scaler.transform(values)
@@ -68,6 +83,17 @@ def test_scaler_round_trips_and_refuses_constants():
     assert torch.allclose(scaler.inverse(z), values)
     with pytest.raises(LabInputError, match="constant"):
         Scaler.fit(torch.ones(4))
+    with pytest.raises(LabInputError, match="two finite numbers"):
+        Scaler.fit(torch.tensor([1.0, float("nan")]))
+    with pytest.raises(LabInputError, match="two finite numbers"):
+        Scaler.fit(torch.tensor([1.0]))
+
+
+def test_scaler_fitted_on_training_years_differs_from_one_fitted_on_all(series):
+    # What the notebook relies on: the held-out years change the statistics, so fitting on all leaks them.
+    split = series.index_of(1930)
+    train, everything = Scaler.fit(series.values[:split]), Scaler.fit(series.values)
+    assert abs(train.mean - everything.mean) > 1 and abs(train.std - everything.std) > 1
 
 
 def test_make_windows_targets_are_inputs_shifted_by_one():
@@ -79,101 +105,71 @@ def test_make_windows_targets_are_inputs_shifted_by_one():
         make_windows(values, window=20)
     with pytest.raises(LabInputError, match=r"1-D tensor \(time,\)"):
         make_windows(values[None], window=3)
+    with pytest.raises(LabInputError, match="window"):
+        make_windows(values, window=10**9)
 
 
-# --- model and training -----------------------------------------------------------------------------------
+# --- errors ----------------------------------------------------------------------------------------------
 
-def test_model_rejects_wrong_feature_count():
-    with pytest.raises(LabInputError, match=r"one feature per step"):
-        NextStepModel(4)(torch.randn(2, 5, 3))
-
-
-def test_training_lowers_the_loss_and_uses_only_the_training_part(series, trained):
-    assert len(trained.losses) == 20 and trained.losses[-1] < 0.5 * trained.losses[0]
-    assert trained.scaler == Scaler.fit(series.values[:260])
-    assert not trained.model.training
+def test_rmse_against_a_hand_computation_and_its_refusals():
+    assert rmse(torch.tensor([3.0, 4.0]), torch.tensor([0.0, 0.0])) == pytest.approx((12.5) ** 0.5)
+    assert rmse(torch.ones(3), torch.ones(3)) == 0.0
+    with pytest.raises(LabInputError, match="same, non-empty shape"):
+        rmse(torch.ones(3), torch.ones(4))
+    with pytest.raises(LabInputError, match="same, non-empty shape"):
+        rmse(torch.ones(0), torch.ones(0))
 
 
-def test_training_is_repeatable_with_a_seed(series):
-    a = train_next_step(series, split=100, window=8, hidden_size=4, epochs=3, seed=3)
-    b = train_next_step(series, split=100, window=8, hidden_size=4, epochs=3, seed=3)
-    assert a.losses == b.losses
+def test_rmse_by_horizon_aligns_each_row_with_its_origin():
+    series = torch.arange(10.0)
+    origins = [2, 5]
+    perfect = torch.stack([series[o:o + 3] for o in origins])
+    assert torch.equal(rmse_by_horizon(perfect, series, origins), torch.zeros(3, dtype=torch.float64))
+    shifted = perfect + torch.tensor([[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]])      # errors 0, 1, 2 at horizons 1, 2, 3
+    assert rmse_by_horizon(shifted, series, origins).tolist() == [0.0, 1.0, 2.0]
+    with pytest.raises(LabInputError, match="one per row"):
+        rmse_by_horizon(perfect, series, [2])
+    with pytest.raises(LabInputError, match="run past the series"):
+        rmse_by_horizon(perfect, series, [2, 8])
 
 
-# --- generation -------------------------------------------------------------------------------------------
+# --- plots and panel ---------------------------------------------------------------------------------------
 
-def test_teacher_forcing_loop_equals_one_fused_call(trained, series):
-    scaled = trained.scaler.transform(series.values)
-    context, truth = scaled[:260], scaled[260:290]
-    loop, fused = teacher_forced_loop(trained.model, context, truth), teacher_forced_fused(trained.model, context, truth)
-    assert loop.shape == (30,) and float((loop - fused).abs().max()) < 1e-5
-
-
-def test_first_prediction_is_the_same_in_both_modes_and_later_ones_differ(trained, series):
-    scaled = trained.scaler.transform(series.values)
-    context, truth = scaled[:260], scaled[260:290]
-    forced = generate(trained.model, context, 30, truth, teacher_forcing=True)
-    free = generate(trained.model, context, 30)
-    assert torch.equal(forced[0], free[0])  # both read the same context before the first prediction
-    assert float((forced[1:] - free[1:]).abs().max()) > 1e-3
-
-
-def test_free_running_in_chunks_equals_one_call(trained, series):
-    context = trained.scaler.transform(series.values)[:260]
-    whole = generate(trained.model, context, 12)
-    inp, state = warm_up(trained.model, context)
-    parts = []
-    for size in (5, 5, 2):
-        values, state = free_run(trained.model, inp, state, size)
-        parts.append(values)
-        inp = values[-1]
-    assert torch.equal(torch.cat(parts), whole)
-
-
-def test_free_running_feeds_back_its_own_predictions(trained, series):
-    context = trained.scaler.transform(series.values)[:260]
-    free = generate(trained.model, context, 6)
-    # the same numbers come out of a teacher-forced run whose "truth" is the free run itself
-    forced_on_own = teacher_forced_fused(trained.model, context, free)
-    assert float((forced_on_own - free).abs().max()) < 1e-5
-
-
-def test_generation_rejects_bad_requests(trained, series):
-    with pytest.raises(LabInputError, match="pass truth"):
-        generate(trained.model, torch.randn(10), 5, teacher_forcing=True)
-    with pytest.raises(LabInputError, match="at least two values"):
-        warm_up(trained.model, torch.randn(1))
-    with pytest.raises(LabInputError, match="above the limit of 49"):
-        run_generation(trained, series, steps=50)
-
-
-def test_run_generation_and_plot(trained, series):
-    result = run_generation(trained, series, steps=20)
-    assert isinstance(result, GenerationResult) and torch.equal(result.years, torch.arange(1960, 1980))
-    assert torch.equal(result.truth, series.values[260:280])
-    assert result.rmse("teacher_forced") >= 0 and result.rmse("free_running") >= 0
-    only_free = run_generation(trained, series, steps=20, teacher_forcing=False)
-    assert only_free.teacher_forced is None and torch.equal(only_free.free_running, result.free_running)
-    with pytest.raises(LabInputError, match="mode must be"):
-        only_free.rmse("teacher_forced")
-    ax = plot_generation(result)
-    assert ax.get_xlabel() == "year" and ax.get_ylabel() and ax.get_title() and len(ax.get_legend().texts) == 4
+def test_plot_forecasts_labels_each_prediction_with_its_rmse(series):
+    split = series.index_of(1930)
+    truth = series.values[split:split + 5]
+    ax = plot_forecasts(series, split, {"perfect": truth.clone(), "zero": torch.zeros(5)}, context=10)
+    labels = [t.get_text() for t in ax.get_legend().texts]
+    assert "perfect (RMSE 0.0)" in labels and any(label.startswith("zero (RMSE ") for label in labels)
+    assert ax.get_xlabel() == "year" and ax.get_ylabel() == series.unit
     matplotlib.pyplot.close(ax.figure)
 
 
-def test_generation_panel_runs_and_changes(trained, series):
-    panel = make_generation_panel(trained, series, steps=10)
-    free = panel.run()
-    forced = panel.set(teacher_forcing=True, steps=12).run()
-    assert free.teacher_forced is None and free.free_running.shape == (10,)
-    assert forced.free_running is None and forced.teacher_forced.shape == (12,)
+def test_plot_rmse_by_horizon_draws_one_line_per_forecaster():
+    ax = plot_rmse_by_horizon({"a": torch.tensor([1.0, 2.0]), "b": torch.tensor([2.0, 2.0])}, unit="u")
+    assert len(ax.get_lines()) == 2 and ax.get_ylabel() == "RMSE (u)"
+    matplotlib.pyplot.close(ax.figure)
+
+
+def test_forecast_panel_runs_the_function_it_is_given(series):
+    calls = []
+
+    def forecast(steps, teacher_forcing):
+        calls.append((steps, teacher_forcing))
+        return torch.full((steps,), 1.0 if teacher_forcing else 2.0)
+
+    panel = make_forecast_panel(forecast, series, split=series.index_of(1930), steps=10)
+    assert float(panel.run()[0]) == 2.0
+    assert float(panel.set(steps=3, teacher_forcing=True).run()[0]) == 1.0
+    assert calls == [(10, False), (3, True)]
     with pytest.raises(LabInputError, match="outside the allowed range"):
-        panel.set(steps=500)
+        panel.set(steps=80)
 
 
-def test_training_restores_the_thread_count(series):
-    before = torch.get_num_threads()
-    train_next_step(series, split=100, window=8, hidden_size=4, epochs=1, threads=1)
-    assert torch.get_num_threads() == before
-    with pytest.raises(LabInputError, match="threads must be a positive integer"):
-        train_next_step(series, split=100, window=8, hidden_size=4, epochs=1, threads=0)
+def test_forecast_panel_refuses_bad_functions(series):
+    with pytest.raises(LabInputError, match="forecast must be a function"):
+        make_forecast_panel("closed_loop", series, split=200)
+    panel = make_forecast_panel(lambda steps, teacher_forcing: torch.zeros(steps + 1), series, split=200)
+    assert panel.run() is None and "must return a tensor of shape" in panel.status.value
+    failing = make_forecast_panel(lambda steps, teacher_forcing: 1 / 0, series, split=200)
+    assert failing.run() is None and "the forecast function failed" in failing.status.value

@@ -69,13 +69,14 @@ class PanelCheck:
 PANELS: dict[str, list[PanelCheck]] = {
     # Deterministic panels first (their output changes only if the control really took effect), then
     # one live timing panel, so the CPU/GPU timing path is exercised in the browser too.
-    "01_time_distributed.ipynb": [PanelCheck(cell="make_graph_panel", control="time steps", action="step")],
-    "02_lstm_without_loop.ipynb": [PanelCheck(cell="make_packing_panel", control="bidirectional", action="toggle"),
-                                   PanelCheck(cell="make_timing_panel", control="batch", action="step")],
+    "01_time_distributed.ipynb": [PanelCheck(cell="graph_panel = Panel(draw_pair", control="time steps", action="step")],
+    "02_lstm_without_loop.ipynb": [PanelCheck(cell="packing_panel = Panel", control="bidirectional", action="toggle"),
+                                   PanelCheck(cell="lstm_timing_panel = Panel", control="hidden", action="next")],
     "03_autograd_in_loops.ipynb": [PanelCheck(cell="make_graph_panel", control="loop iterations", action="step")],
-    "04_iterating_rnn_cells.ipynb": [PanelCheck(cell="generation_panel = make_generation_panel",
+    "04_iterating_rnn_cells.ipynb": [PanelCheck(cell="forecast_panel = make_forecast_panel",
                                                 control="teacher forcing", action="toggle")],
-    "05_rnn_lstm_gru.ipynb": [PanelCheck(cell="make_gradient_flow_panel", control="layer", action="next")],
+    "05_rnn_lstm_gru.ipynb": [PanelCheck(cell="flow_panel = make_gradient_flow_panel", control="layer", action="next"),
+                              PanelCheck(cell="train_panel = make_training_panel", control="layer", action="next")],
     # fixtures
     "good_panel.ipynb": [PanelCheck(cell="Panel(square", control="n", action="step", expect="result = ")],
     "broken_widget.ipynb": [PanelCheck(cell="Panel(inverse", control="n", action="step")],
