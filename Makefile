@@ -1,6 +1,9 @@
 # RNN Loops Lab. The README's two set-up commands are `make lab` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# A supported Python (3.11 preferred, then 3.12), found by scripts/find-python.sh; or make lab PYTHON=/path/to/python
+ifndef PYTHON
+PYTHON := $(shell sh scripts/find-python.sh)
+endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,7 +15,7 @@ CELL_TIMEOUT ?= 300
 CHROMIUM ?= /usr/bin/chromium
 NOTEBOOK_TIMEOUT ?= 600
 
-.PHONY: help lab test check-env execute test-browser site test-site bench lock clean
+.PHONY: help lab test check-env execute test-browser test-compat site test-site bench lock clean
 
 help:
 	@echo "make lab          open JupyterLab on notebooks/ (creates .venv on first use)"
@@ -20,14 +23,20 @@ help:
 	@echo "make check-env    versions, CUDA, threads, widgets, graphviz, and what to do about gaps"
 	@echo "make execute      re-run every notebook in place so stored outputs come from a real run"
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
+	@echo "make test-compat  the tests in separate environments (torch 2.14.1, floor versions); records in compat/records/"
 	@echo "make bench        record reference timings into data/reference/ (see README)"
 	@echo "make site         build the course website from the stored notebooks into build/site/"
 	@echo "make test-site    build the site and check every page in headless Chromium, offline"
 
 $(STAMP): pyproject.toml constraints.txt lab-overrides.json
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11, or run 'make PYTHON=/path/to/python3.11 ...'"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { \
+	  echo "No Python 3.11 or 3.12 found (on PATH, in pyenv, Homebrew or python.org's usual places)."; \
+	  echo "Install Python 3.11 (the tested version): python.org's installer (macOS, Windows),"; \
+	  echo "'brew install python@3.11' (macOS), 'sudo apt-get install python3.11 python3.11-venv' (Debian/Ubuntu),"; \
+	  echo "'pyenv install 3.11', or use conda: 'conda env create -f environment.yml' (see README)."; \
+	  echo "Or point make at one you have: make lab PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test]'
 	@# JupyterLab defaults for the course (code cells wrap long lines instead of scrolling sideways)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
@@ -42,10 +51,11 @@ check-env: $(STAMP)
 	@$(BIN)/python -m helpers.device
 
 # A finite per-cell and per-notebook timeout: widget notebooks can stall nbconvert forever otherwise.
+# scripts/run_with_timeout.py, not GNU timeout, which macOS and Windows lack.
 execute: $(STAMP)
 	@set -e; for nb in $(NOTEBOOKS); do \
 	  echo "executing $$nb"; start=$$(date +%s); \
-	  timeout $(NOTEBOOK_TIMEOUT) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	  $(BIN)/python scripts/run_with_timeout.py $(NOTEBOOK_TIMEOUT) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.store_widget_state=True "$$nb"; \
 	  echo "  took $$(( $$(date +%s) - start )) s"; \
 	done
@@ -56,7 +66,7 @@ execute: $(STAMP)
 # collects no notebook here (the browser test runs them itself).
 test-browser: $(STAMP)
 	@$(BIN)/python -c "import playwright" 2>/dev/null || \
-	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,browser]'
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test,browser]'
 	@test -x "$(CHROMIUM)" || { echo "Chromium not found at $(CHROMIUM): 'sudo apt-get install chromium'" \
 	  "(Debian/Ubuntu), or make test-browser CHROMIUM=/path/to/chromium"; exit 1; }
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m "browser and not site" -v -rA --durations=0 tests/browser
@@ -84,12 +94,20 @@ test-site: site $(STAMP)
 	  "(Debian/Ubuntu), or make test-site CHROMIUM=/path/to/chromium"; exit 1; }
 	CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -m site -v -rA tests/browser/test_site.py
 
+# Each case builds its own environment under build/compat/ from a fresh clone of the current commit and
+# writes compat/records/<case>.json. COMPAT_CASES="--case colab-like-py312" runs the Colab-like case
+# (Python 3.12, downloads about 3 GB of torch the first time).
+COMPAT_CASES ?=
+test-compat:
+	COMPAT_COMMAND="make test-compat $(if $(COMPAT_CASES),COMPAT_CASES='$(COMPAT_CASES)')" \
+	  $(or $(PYTHON),python3) scripts/compat.py $(COMPAT_CASES)
+
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.new
 	@echo "wrote constraints.new: review, keep the header of constraints.txt, then replace it"
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts build/site build/site-src build/site-doctrees build/site-vendor
+	rm -rf $(VENV) .pytest_cache test-artifacts build/compat build/site build/site-src build/site-doctrees build/site-vendor
 
 # Reference timings: `make bench` (CPU) or `make bench DEVICE=cuda` on a GPU machine.
 DEVICE ?= cpu

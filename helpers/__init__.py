@@ -4,6 +4,7 @@
 - ``validation``: input checks and ``LabInputError``, the one error type helpers raise for bad input
 - ``graphs``: autograd graph statistics and drawings (torchviz, or matplotlib without ``dot``)
 - ``memory``: what a computation saves for backward
+- ``allocations``: operators run and tensor memory allocated (total, peak), forward and backward
 - ``profiling``: which operators a computation runs (``torch.profiler`` counts)
 - ``gradients``: compare gradients across implementations
 - ``timing``: ``torch.utils.benchmark`` timings, interleaved wall-clock and CPU-time medians, ratios, log-log plots

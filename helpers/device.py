@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers.pins import drift_notes, installed_versions, read_pins, version_drift
 from helpers.validation import LabInputError, require_choice, require_positive_int
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -146,7 +147,8 @@ def environment_report() -> dict[str, object]:
         A dict with keys ``python``, ``torch``, ``cuda_available``, ``cuda_version``,
         ``cudnn_version``, ``device_name``, ``threads``, ``cpu_count``, ``ipywidgets``,
         ``jupyterlab_widgets``, ``jupyterlab``, ``dot`` (path or None) and ``problems``
-        (a list of ``(problem, what to do)`` pairs).
+        (a list of ``(problem, what to do)`` pairs, including torch, ipywidgets or JupyterLab versions
+        that differ from the pins in ``constraints.txt``, see ``helpers.pins``).
 
     Example:
         >>> report = environment_report(); report["threads"] >= 1
@@ -178,6 +180,8 @@ def environment_report() -> dict[str, object]:
     if not cuda:
         problems.append(("no CUDA GPU visible: GPU sections show CPU results and recorded GPU figures",
                          "nothing to do for the course; on a GPU machine install a CUDA build of torch 2.13.0"))
+    # versions that differ from constraints.txt: what that means for the outputs stored in the notebooks
+    problems.extend(drift_notes(version_drift(installed_versions(), read_pins())))
     report["problems"] = problems
     return report
 

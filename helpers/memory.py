@@ -1,4 +1,4 @@
-"""What a computation keeps alive for backward (``saved_tensors_hooks``) and what its operators allocate."""
+"""What a computation keeps alive for backward, measured with ``saved_tensors_hooks``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -196,81 +196,4 @@ def track_live_saved(ignore: Sequence[torch.Tensor] = ()) -> Iterator[LiveSaved]
     tracker = LiveSaved()
     tracker._ignore = {(t.device, t.untyped_storage().data_ptr()) for t in ignore}
     with torch.autograd.graph.saved_tensors_hooks(tracker._pack, lambda held: held.tensor):
-        yield tracker
-
-
-@dataclass
-class Allocated:
-    """Memory allocated by operators inside ``track_allocated``: alive now and at its peak.
-
-    Attributes:
-        peak_bytes: the most bytes (distinct storages) alive at once that the block's operators allocated.
-        allocations: how many new storages they allocated.
-    """
-
-    peak_bytes: int = 0
-    allocations: int = 0
-    _bytes: int = 0
-    _live: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def live_bytes(self) -> int:
-        """Bytes allocated inside the block that are still alive (e.g. ``.grad`` buffers, kept outputs)."""
-        return self._bytes
-
-    def _add(self, tensor: torch.Tensor) -> None:
-        import weakref
-
-        storage = tensor.untyped_storage()
-        size = storage.nbytes()
-        key = (tensor.device, storage.data_ptr())
-        if size == 0 or key in self._live:
-            return
-        self._live[key] = size
-        self._bytes += size
-        self.allocations += 1
-        self.peak_bytes = max(self.peak_bytes, self._bytes)
-        weakref.finalize(storage, self._free, key)
-
-    def _free(self, key: tuple) -> None:
-        self._bytes -= self._live.pop(key, 0)
-
-
-@contextmanager
-def track_allocated() -> Iterator[Allocated]:
-    """Follow the memory that operators allocate inside the block, forward and backward, and its peak.
-
-    Every operator PyTorch runs (also inside ``backward()`` and recomputations by
-    ``torch.utils.checkpoint``) passes through a ``TorchDispatchMode``; each new storage it returns is
-    counted until it is freed. Storages that existed before the block (inputs, targets, weights) are not
-    counted, nor are views and in-place results of them: the figures are activations, gradients and
-    temporaries, the memory a training step adds on top of its data and model.
-
-    Yields:
-        An ``Allocated`` that updates while the block runs (and after it, as its tensors are freed).
-
-    Example:
-        >>> w = torch.ones(256, requires_grad=True)   # 1 KiB, allocated before the block: not counted
-        >>> with track_allocated() as mem:
-        ...     loss = (w * 2).tanh().sum()          # w * 2 and its tanh: 1 KiB each, the tanh saved for backward
-        ...     loss.backward()                      # gradient buffers; w.grad (1 KiB) and loss stay alive
-        >>> mem.peak_bytes, mem.live_bytes
-        (2056, 1028)
-    """
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
-
-    tracker = Allocated()
-
-    class _Mode(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            inputs = {(t.device, t.untyped_storage().data_ptr())
-                      for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
-            for t in tree_flatten(out)[0]:
-                if isinstance(t, torch.Tensor) and (t.device, t.untyped_storage().data_ptr()) not in inputs:
-                    tracker._add(t)
-            return out
-
-    with _Mode():
         yield tracker

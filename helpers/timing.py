@@ -300,6 +300,71 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
     return records
 
 
+def interleaved_sweep(builders: Mapping[str, Builder], sizes: Sequence[int], mode: str = "forward",
+                      device: str = "cpu", threads: int = 1, rounds: int = 5,
+                      min_run_time: float = 0.02) -> list[TimingRecord]:
+    """Time every implementation at every size in ``rounds`` interleaved rounds; medians over the rounds.
+
+    Each round times every (size, implementation) once, so a stall on a busy machine spoils one round of
+    everything alike instead of one point; the median over rounds then ignores it. Use it where a checked
+    verdict reads a ratio or a slope from the records (``time_implementations`` measures each point once).
+
+    Args:
+        builders: ``{name: builder}``; ``builder(size, device)`` returns a zero-argument callable that runs
+            the forward pass and returns its output (built once per point, before the first round).
+        sizes: the swept sizes.
+        mode: ``"forward"`` or ``"forward+backward"`` (backward of the sum of all outputs).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        threads: intra-op threads (1 where per-step overhead is compared).
+        rounds: how many rounds.
+        min_run_time: seconds of measurement per point per round.
+
+    Returns:
+        One ``TimingRecord`` per implementation and size: ``median_s`` and ``iqr_s`` over the rounds'
+        medians, ``runs`` = ``rounds``.
+
+    Example:
+        >>> builders = {"short": lambda n, dev: (lambda: torch.ones(n, device=dev).sum()),
+        ...             "long": lambda n, dev: (lambda: torch.ones(100 * n, device=dev).sum())}
+        >>> records = interleaved_sweep(builders, [10_000], rounds=3, min_run_time=0.01)
+        >>> [(r.implementation, r.runs) for r in records]
+        [('short', 3), ('long', 3)]
+        >>> records[1].median_s > records[0].median_s
+        True
+    """
+    require_choice(mode, "mode", MODES)
+    dev = pick_device(device)
+    if not isinstance(builders, Mapping):
+        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
+    if not builders:
+        raise LabInputError("builders is empty: pass at least one {name: builder}.")
+    for name, builder in builders.items():
+        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
+    sizes = require_sizes(sizes, "sizes", maximum=MAX_SIZE,
+                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
+    threads = _require_threads(threads)
+    min_run_time = _require_min_run_time(min_run_time)
+    _require_plan(rounds * len(builders) * len(sizes), min_run_time, "interleaved_sweep")
+    points = {}
+    for size in sizes:
+        for name, builder in builders.items():
+            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
+            if not callable(timed):
+                raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
+                                    "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
+            points[name, size] = _with_mode(timed, mode)
+    samples: dict[tuple[str, int], list[float]] = {key: [] for key in points}
+    for _ in range(rounds):
+        for key, fn in points.items():
+            samples[key].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
+    records = []
+    for (name, size), times in samples.items():
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        records.append(TimingRecord(name, size, mode, float(median), float(q3 - q1), rounds, threads, str(dev)))
+    return records
+
+
 def speedups(records: Sequence[TimingRecord], baseline: str) -> dict[tuple[str, int, str], float]:
     """Time of each implementation divided by the baseline's, at the same size and mode, in one run.
 

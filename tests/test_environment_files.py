@@ -47,7 +47,8 @@ def test_environment_uses_constraints_and_installs_the_package():
 
 def test_every_direct_dependency_is_pinned_in_both_files():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["lab"] + extras["test"]
     names = {_norm(re.split(r"[<>=!~\[ ]", spec)[0]) for spec in wanted}
     env_pins = {_norm(PIN.match(l)[1]) for l in _environment_pip() if PIN.match(l)}
     pins = _constraints()

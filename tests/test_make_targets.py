@@ -42,7 +42,8 @@ def test_execute_has_finite_timeouts():
     for notebook in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
         assert notebook.name in commands
     makefile = (ROOT / "Makefile").read_text()
-    assert "timeout $(NOTEBOOK_TIMEOUT)" in makefile and "--ExecutePreprocessor.timeout=$(CELL_TIMEOUT)" in makefile
+    assert "scripts/run_with_timeout.py $(NOTEBOOK_TIMEOUT)" in makefile
+    assert "--ExecutePreprocessor.timeout=$(CELL_TIMEOUT)" in makefile
 
 
 def test_ci_calls_the_readme_test_command():
@@ -58,3 +59,94 @@ def test_install_sets_the_course_jupyterlab_defaults():
     assert overrides["@jupyterlab/notebook-extension:tracker"]["codeCellConfig"]["lineWrap"] is True
     makefile = (ROOT / "Makefile").read_text()
     assert "cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json" in makefile
+
+
+def _path_without(tmp_path: Path, hidden: str) -> str:
+    """A PATH with every program of this one except `hidden` (each program linked into one directory)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for entry in os.scandir(directory):
+            target = bin_dir / entry.name
+            if entry.name != hidden and not target.exists() and os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    return str(bin_dir)
+
+
+def _notebook(path: Path, source: str) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, path)
+    return path
+
+
+def _make_execute(tmp_path: Path, notebook: Path, *variables: str) -> subprocess.CompletedProcess:
+    import sys
+
+    pytest.importorskip("nbconvert", reason="make execute runs nbconvert, installed with the lab extra")
+    env = {**os.environ, "PATH": _path_without(tmp_path, "timeout")}
+    assert shutil.which("timeout", path=env["PATH"]) is None
+    # this environment's python and jupyter (VENV), the stamp taken as done (-o): only the recipe runs
+    return subprocess.run(["make", "-o", f"{sys.prefix}/.installed", f"VENV={sys.prefix}", f"NOTEBOOKS={notebook}",
+                           *variables, "execute"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_execute_runs_without_gnu_timeout(tmp_path):
+    notebook = _notebook(tmp_path / "ok.ipynb", "print(6 * 7)")
+    run = _make_execute(tmp_path, notebook)
+    assert run.returncode == 0, run.stdout + run.stderr
+    import nbformat
+
+    outputs = nbformat.read(notebook, as_version=4).cells[0].outputs
+    assert outputs and outputs[0]["text"] == "42\n"
+
+
+@pytest.mark.slow
+def test_execute_still_stops_a_notebook_that_runs_too_long(tmp_path):
+    notebook = _notebook(tmp_path / "slow.ipynb", "import time; time.sleep(120)")
+    run = _make_execute(tmp_path, notebook, "NOTEBOOK_TIMEOUT=20")
+    assert run.returncode != 0
+    assert "ran past 20 s" in run.stderr
+
+
+def test_find_python_prefers_a_supported_version(tmp_path):
+    found = subprocess.run(["sh", "scripts/find-python.sh"], cwd=ROOT, capture_output=True, text=True)
+    if found.returncode == 0:
+        version = subprocess.run([found.stdout.strip(), "-c", "import sys; print(sys.version_info[:2])"],
+                                 capture_output=True, text=True).stdout.strip()
+        assert version in ("(3, 11)", "(3, 12)")
+
+
+def test_find_python_uses_python_312_when_it_is_the_only_one(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from compat import find_python
+
+    real = find_python("3.12")
+    if real is None:
+        pytest.skip("no Python 3.12 on this machine")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3.12").symlink_to(real)
+    env = {"PATH": str(tmp_path / "bin"), "PYENV_ROOT": str(tmp_path / "no-pyenv"), "HOME": str(tmp_path)}
+    found = subprocess.run(["/bin/sh", "scripts/find-python.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert found.stdout.strip() == str(tmp_path / "bin" / "python3.12")
+
+
+def test_lab_without_a_supported_python_says_how_to_get_one(tmp_path):
+    run = subprocess.run(["make", "PYTHON=", f"VENV={tmp_path / 'venv'}", "lab"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert run.returncode != 0
+    assert "No Python 3.11 or 3.12 found" in run.stdout
+    assert "make lab PYTHON=/path/to/python3.11" in run.stdout and "environment.yml" in run.stdout
+    assert not (tmp_path / "venv").exists()
+
+
+def test_compat_target_runs_the_compat_script():
+    commands = _dry_run("test-compat")
+    assert "scripts/compat.py" in commands and "COMPAT_COMMAND=" in commands

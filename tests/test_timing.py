@@ -160,6 +160,39 @@ def test_interleaved_records_refuse_bad_input():
         timing.interleaved_records({"a": lambda: None}, size=0, mode="forward")
 
 
+def test_interleaved_sweep_gives_medians_over_rounds_for_every_point():
+    records = timing.interleaved_sweep(_builders(), [16, 64], mode="forward+backward", rounds=3, min_run_time=0.005)
+    assert {(r.implementation, r.size) for r in records} == {(i, s) for i in ("small", "slow") for s in (16, 64)}
+    assert all(r.runs == 3 and r.threads == 1 and r.mode == "forward+backward" and r.iqr_s >= 0 for r in records)
+    ratios = timing.speedups(records, "small")
+    assert ratios[("slow", 64, "forward+backward")] > 3  # 20 tanh calls against 1
+
+
+def test_interleaved_sweep_times_each_point_once_per_round():
+    calls = {"a": 0, "b": 0}
+
+    def counting(name):
+        def builder(n, dev):
+            def fn():
+                calls[name] += 1
+                return torch.ones(n)
+            return fn
+        return builder
+
+    timing.interleaved_sweep({"a": counting("a"), "b": counting("b")}, [4], rounds=4, min_run_time=0.001)
+    assert calls["a"] >= 8 and calls["b"] >= 8   # per round: a warm-up and at least one measured run
+
+
+@pytest.mark.parametrize("kwargs, match", [({"builders": {}}, "empty"), ({"rounds": 0}, "rounds"),
+                                           ({"min_run_time": -1}, "min_run_time"), ({"mode": "train"}, "mode"),
+                                           ({"builders": {"a": 3}}, "builder"), ({"sizes": [0]}, "sizes"),
+                                           ({"rounds": 700, "min_run_time": 1}, "limit")])
+def test_interleaved_sweep_bad_arguments(kwargs, match):
+    arguments = {"builders": _builders(), "sizes": [4], **kwargs}
+    with pytest.raises(LabInputError, match=match):
+        timing.interleaved_sweep(**arguments)
+
+
 def test_sizes_may_come_from_numpy_and_slopes_from_arrays():
     import numpy as np
 

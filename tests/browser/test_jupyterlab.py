@@ -69,7 +69,7 @@ class PanelCheck:
 PANELS: dict[str, list[PanelCheck]] = {
     # Deterministic panels first (their output changes only if the control really took effect), then
     # one live timing panel, so the CPU/GPU timing path is exercised in the browser too.
-    "01_time_distributed.ipynb": [PanelCheck(cell="make_graph_panel", control="time steps", action="step")],
+    "01_time_distributed.ipynb": [PanelCheck(cell="graph_panel = Panel(draw_pair", control="time steps", action="step")],
     "02_lstm_without_loop.ipynb": [PanelCheck(cell="packing_panel = Panel", control="bidirectional", action="toggle"),
                                    PanelCheck(cell="lstm_timing_panel = Panel", control="hidden", action="next")],
     "03_autograd_in_loops.ipynb": [PanelCheck(cell="graph_panel = Panel(draw_detached_loop", control="loop iterations",
