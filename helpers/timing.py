@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -482,57 +482,6 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
     ax.legend(fontsize=8)
     return ax
 
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """A named timing experiment: what the notebooks' panels run and what ``make bench`` records.
-
-    Attributes:
-        name: a stable identifier, e.g. ``"nb01.length_sweep"``; reference files are keyed by it.
-        builders: ``{implementation: builder}`` as for ``time_implementations``.
-        sizes: the swept sizes.
-        size_name: the x-axis label, e.g. ``"sequence length T"``.
-        baseline: the implementation ratios are taken against.
-        modes: which of ``MODES`` to time.
-        fixed: the other sizes (batch, width, ...), recorded with the results.
-    """
-
-    name: str
-    builders: Mapping[str, Builder]
-    sizes: tuple[int, ...]
-    size_name: str
-    baseline: str
-    modes: tuple[str, ...] = MODES
-    fixed: Mapping[str, object] = field(default_factory=dict)
-
-
-def run_experiment(experiment: Experiment, device: str = "cpu", threads: int = 2, min_run_time: float = 0.2,
-                   progress: bool = True) -> list[TimingRecord]:
-    """Time every mode of an ``Experiment``.
-
-    Example:
-        >>> exp = Experiment("demo", {"sum": lambda n, dev: (lambda: torch.ones(n, device=dev).sum())},
-        ...                  (8,), "n", "sum", modes=("forward",))
-        >>> len(run_experiment(exp, min_run_time=0.01))
-        1
-    """
-    if not isinstance(experiment, Experiment):
-        raise LabInputError(f"experiment must be a helpers.timing.Experiment; got {type(experiment).__name__}.")
-    if isinstance(experiment.modes, str) or not experiment.modes:
-        raise LabInputError(f"experiment.modes must be a non-empty tuple of {MODES}; got {experiment.modes!r}.")
-    for mode in experiment.modes:
-        require_choice(mode, "experiment.modes", MODES)
-    if not isinstance(experiment.builders, Mapping):
-        raise LabInputError(f"experiment.builders must be a dict {{name: builder}}; got "
-                            f"{type(experiment.builders).__name__}.")
-    if experiment.baseline not in experiment.builders:
-        raise LabInputError(f"baseline {experiment.baseline!r} is not one of {sorted(experiment.builders)}.")
-    records = []
-    for mode in experiment.modes:
-        records += time_implementations(experiment.builders, experiment.sizes, mode, device, threads,
-                                        min_run_time, progress)
-    return records
 
 
 def interleaved_records(fns: Mapping[str, Callable[[], object]], size: int, mode: str, rounds: int = 7,

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from helpers import device, exercises, gradients, graphs, memory, reference, timing, validation, widgets
-from helpers.timing import Experiment, TimingRecord
+from helpers.timing import TimingRecord
 from helpers.validation import LabInputError
 
 NAN, INF = float("nan"), float("inf")
@@ -163,12 +163,6 @@ BAD_CALLS = [
     ("label_measured_sizes no sizes", lambda: timing.label_measured_sizes(plt.subplots()[1], []), r"sizes is empty"),
     ("label_measured_sizes not an Axes", lambda: timing.label_measured_sizes("ax", [16]), r"matplotlib Axes"),
     ("plot_timings empty", lambda: timing.plot_timings([]), r"time something first"),
-    ("run_experiment not an Experiment", lambda: timing.run_experiment("exp"), r"must be a helpers\.timing\.Experiment"),
-    ("run_experiment baseline missing",
-     lambda: timing.run_experiment(Experiment("e", _builders(), (4,), "n", "nope")), r"baseline 'nope' is not one of"),
-    ("run_experiment modes a string",
-     lambda: timing.run_experiment(Experiment("e", _builders(), (4,), "n", "sum", modes="forward")),
-     r"non-empty tuple of"),
     # --- memory
     ("saved_for_backward not callable", lambda: memory.saved_for_backward(3), r"must be callable \(a module"),
     ("saved_for_backward under no_grad",

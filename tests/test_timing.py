@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from helpers import timing
-from helpers.timing import Experiment, TimingRecord
+from helpers.timing import TimingRecord
 from helpers.validation import LabInputError
 
 
@@ -101,14 +101,6 @@ def test_plot_is_loglog_with_units_and_slopes():
     assert "slope 2.00" in ax.get_legend().get_texts()[0].get_text()
     with pytest.raises(LabInputError):
         timing.plot_timings([])
-
-
-def test_run_experiment_times_every_mode():
-    exp = Experiment("t", _builders(), (8,), "n", "small")
-    records = timing.run_experiment(exp, min_run_time=0.005, threads=1)
-    assert {r.mode for r in records} == set(timing.MODES)
-    with pytest.raises(LabInputError, match="baseline"):
-        timing.run_experiment(Experiment("t", _builders(), (8,), "n", "nope"))
 
 
 def test_cuda_refused_without_cuda(monkeypatch):
