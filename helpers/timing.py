@@ -151,21 +151,32 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
         >>> medians["large"] > medians["small"]
         True
     """
+    samples = _interleaved_samples(fns, rounds, threads, min_run_time, "interleaved_medians")
+    return {name: float(np.median(times)) for name, times in samples.items()}
+
+
+def _require_fns(fns: object, example: str = "lambda: model(x)") -> None:
     if not isinstance(fns, Mapping):
         raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
     if not fns:
         raise LabInputError("fns is empty: pass at least one {name: callable}.")
     for name, fn in fns.items():
-        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: model(x)")
+        require_callable(fn, f"fns[{name!r}]", f"a zero-argument callable, e.g. {example}")
+
+
+def _interleaved_samples(fns: Mapping[str, Callable[[], object]], rounds: int, threads: int, min_run_time: float,
+                         what: str, example: str = "lambda: model(x)") -> dict[str, list[float]]:
+    """Checked inputs, then one ``time_callable`` median per callable per round, the callables interleaved."""
+    _require_fns(fns, example)
     rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
     threads = _require_threads(threads)
     min_run_time = _require_min_run_time(min_run_time)
-    _require_plan(rounds * len(fns), min_run_time, "interleaved_medians")
+    _require_plan(rounds * len(fns), min_run_time, what)
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             samples[name].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
-    return {name: float(np.median(times)) for name, times in samples.items()}
+    return samples
 
 
 
@@ -194,12 +205,7 @@ def interleaved_cpu_medians(fns: Mapping[str, Callable[[], object]], rounds: int
     """
     import time
 
-    if not isinstance(fns, Mapping):
-        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
-    if not fns:
-        raise LabInputError("fns is empty: pass at least one {name: callable}.")
-    for name, fn in fns.items():
-        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: model(x)")
+    _require_fns(fns)
     rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
     min_run_time = _require_min_run_time(min_run_time)
     _require_plan(rounds * len(fns), min_run_time, "interleaved_cpu_medians")
@@ -507,20 +513,9 @@ def interleaved_records(fns: Mapping[str, Callable[[], object]], size: int, mode
     """
     require_choice(mode, "mode", MODES)
     size = require_positive_int(size, "size")
-    if not isinstance(fns, Mapping):
-        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
-    if not fns:
-        raise LabInputError("fns is empty: pass at least one {name: callable}.")
-    for name, fn in fns.items():
-        require_callable(fn, f"fns[{name!r}]", "a zero-argument callable, e.g. lambda: train_step(model, x)")
-    rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
-    threads = _require_threads(threads)
-    min_run_time = _require_min_run_time(min_run_time)
-    _require_plan(rounds * len(fns), min_run_time, "interleaved_records")
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            samples[name].append(time_callable(fn, threads=threads, min_run_time=min_run_time)[0])
+    rounds, threads = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS), _require_threads(threads)
+    samples = _interleaved_samples(fns, rounds, threads, min_run_time, "interleaved_records",
+                                   "lambda: train_step(model, x)")
     records = []
     for name, times in samples.items():
         q1, median, q3 = np.percentile(times, [25, 50, 75])
