@@ -254,6 +254,26 @@ class _Progress:
                   file=sys.stderr, flush=True)
 
 
+def _require_builders_and_sizes(builders: object, sizes: object) -> list[int]:
+    if not isinstance(builders, Mapping):
+        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
+    if not builders:
+        raise LabInputError("builders is empty: pass at least one {name: builder}.")
+    for name, builder in builders.items():
+        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
+    return require_sizes(sizes, "sizes", maximum=MAX_SIZE,
+                         reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+
+
+def _build_point(builder: Builder, name: str, size: int, dev: torch.device) -> Callable[[], object]:
+    """The learner's builder run at one size; what it returns must be the zero-argument callable to time."""
+    timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
+    if not callable(timed):
+        raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
+                            "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
+    return timed
+
+
 def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], mode: str = "forward",
                          device: str = "cpu", threads: int = 2, min_run_time: float = 0.2,
                          progress: bool = True) -> list[TimingRecord]:
@@ -280,14 +300,7 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
     """
     require_choice(mode, "mode", MODES)
     dev = pick_device(device)
-    if not isinstance(builders, Mapping):
-        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
-    if not builders:
-        raise LabInputError("builders is empty: pass at least one {name: builder}.")
-    for name, builder in builders.items():
-        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
-    sizes = require_sizes(sizes, "sizes", maximum=MAX_SIZE,
-                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+    sizes = _require_builders_and_sizes(builders, sizes)
     threads = _require_threads(threads)
     min_run_time = _require_min_run_time(min_run_time)
     _require_plan(len(builders) * len(sizes), min_run_time, "time_implementations")
@@ -295,11 +308,7 @@ def time_implementations(builders: Mapping[str, Builder], sizes: Sequence[int], 
     records = []
     for size in sizes:
         for name, builder in builders.items():
-            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
-            if not callable(timed):
-                raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
-                                    "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
-            fn = _with_mode(timed, mode)
+            fn = _with_mode(_build_point(builder, name, size, dev), mode)
             median, iqr, runs = time_callable(fn, threads=threads, min_run_time=min_run_time)
             records.append(TimingRecord(name, size, mode, median, iqr, runs, threads, str(dev)))
             progress_bar.step(f"{name} @ {size}")
@@ -340,14 +349,7 @@ def interleaved_sweep(builders: Mapping[str, Builder], sizes: Sequence[int], mod
     """
     require_choice(mode, "mode", MODES)
     dev = pick_device(device)
-    if not isinstance(builders, Mapping):
-        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
-    if not builders:
-        raise LabInputError("builders is empty: pass at least one {name: builder}.")
-    for name, builder in builders.items():
-        require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
-    sizes = require_sizes(sizes, "sizes", maximum=MAX_SIZE,
-                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")
+    sizes = _require_builders_and_sizes(builders, sizes)
     rounds = require_positive_int(rounds, "rounds", maximum=MAX_ROUNDS)
     threads = _require_threads(threads)
     min_run_time = _require_min_run_time(min_run_time)
@@ -355,11 +357,7 @@ def interleaved_sweep(builders: Mapping[str, Builder], sizes: Sequence[int], mod
     points = {}
     for size in sizes:
         for name, builder in builders.items():
-            timed = run_specimen(builder, f"builders[{name!r}] at size {size}", size, dev)
-            if not callable(timed):
-                raise LabInputError(f"builders[{name!r}]({size}, device) returned {type(timed).__name__}; a builder "
-                                    "sets up inputs and returns a zero-argument callable, e.g. lambda: model(x).")
-            points[name, size] = _with_mode(timed, mode)
+            points[name, size] = _with_mode(_build_point(builder, name, size, dev), mode)
     samples: dict[tuple[str, int], list[float]] = {key: [] for key in points}
     for _ in range(rounds):
         for key, fn in points.items():
