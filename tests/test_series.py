@@ -55,22 +55,15 @@ def test_loader_reports_a_missing_file_a_directory_and_a_bad_layout(tmp_path):
         load_sunspots(tmp_path / "nothing.csv")
     with pytest.raises(LabInputError, match="is a folder, not a file"):
         load_sunspots(tmp_path)
-    bad = tmp_path / "bad.csv"
-    bad.write_text("year,value\n1,2\n")
-    with pytest.raises(LabInputError, match="header YEAR,SUNACTIVITY"):
-        load_sunspots(bad, expected_sha256=sha256_of(bad))
-    gap = tmp_path / "gap.csv"
-    gap.write_text("YEAR,SUNACTIVITY\n1700,5\n1702,6\n")
-    with pytest.raises(LabInputError, match="consecutive years"):
-        load_sunspots(gap, expected_sha256=sha256_of(gap))
-    text = tmp_path / "text.csv"
-    text.write_text("YEAR,SUNACTIVITY\n1700,five\n1701,6\n")
-    with pytest.raises(LabInputError, match="not 'year,number'"):
-        load_sunspots(text, expected_sha256=sha256_of(text))
-    nan = tmp_path / "nan.csv"
-    nan.write_text("YEAR,SUNACTIVITY\n1700,nan\n1701,6\n")
-    with pytest.raises(LabInputError, match="negative, NaN or infinite"):
-        load_sunspots(nan, expected_sha256=sha256_of(nan))
+    bad_layouts = {"year,value\n1,2\n": "header YEAR,SUNACTIVITY",
+                   "YEAR,SUNACTIVITY\n1700,5\n1702,6\n": "consecutive years",
+                   "YEAR,SUNACTIVITY\n1700,five\n1701,6\n": "not 'year,number'",
+                   "YEAR,SUNACTIVITY\n1700,nan\n1701,6\n": "negative, NaN or infinite"}
+    for text, message in bad_layouts.items():
+        path = tmp_path / "bad.csv"
+        path.write_text(text)
+        with pytest.raises(LabInputError, match=message):
+            load_sunspots(path, expected_sha256=sha256_of(path))
 
 
 # --- scaler and windows ---------------------------------------------------------------------------------
