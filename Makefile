@@ -15,13 +15,14 @@ CELL_TIMEOUT ?= 300
 CHROMIUM ?= /usr/bin/chromium
 NOTEBOOK_TIMEOUT ?= 600
 
-.PHONY: help lab test check-env execute test-browser test-compat site test-site bench lock clean
+.PHONY: help lab test check-env execute verdicts test-browser test-compat site test-site bench lock clean
 
 help:
 	@echo "make lab          open JupyterLab on notebooks/ (creates .venv on first use)"
 	@echo "make test         helper unit tests + doctests + strict nbval over every notebook"
 	@echo "make check-env    versions, CUDA, threads, widgets, graphviz, and what to do about gaps"
 	@echo "make execute      re-run every notebook in place so stored outputs come from a real run"
+	@echo "make verdicts     run every notebook 3 times (once with all cores busy) and show each verdict's margin"
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
 	@echo "make test-compat  the tests in separate environments (torch 2.14.1, floor versions); records in compat/records/"
 	@echo "make bench        record reference timings into data/reference/ (see README)"
@@ -59,6 +60,13 @@ execute: $(STAMP)
 	    --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.store_widget_state=True "$$nb"; \
 	  echo "  took $$(( $$(date +%s) - start )) s"; \
 	done
+
+# How firmly each checked verdict holds: every notebook executed VERDICT_RUNS times, run 2 with every core
+# busy; writes data/reference/verdicts.json and fails on a changed outcome or a timing margin below 1.5.
+# Run it before storing a notebook. VERDICT_ARGS="--notebooks 02" runs one.
+VERDICT_ARGS ?=
+verdicts: $(STAMP)
+	$(BIN)/python -m helpers.verdict_runs $(VERDICT_ARGS)
 
 # Every notebook live in JupyterLab + headless Chromium (tests/browser). Installs the 'browser' extra
 # (Playwright's Python package) on first use; screenshots and logs go to test-artifacts/browser/.

@@ -81,8 +81,17 @@ def _sections(cells):
     return sections
 
 
+def _ignored(cell) -> bool:
+    """nbval skips a cell's output when it carries the tag or starts with the comment."""
+    return ("nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
+            or "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]))
+
+
 def _text(cell):
     return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+VERDICT_LINE = re.compile(r"^Verdict: (holds|does not hold) — .+  \[(deterministic|timing), .+\]$")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
@@ -90,7 +99,7 @@ def test_every_numbered_section_ends_in_a_checked_verdict(path):
     sections = _sections(json.loads(path.read_text())["cells"])
     assert sections, f"{path.name} has no numbered sections '## 1. ...'"
     for heading, cells in sections:
-        checked = [c for c in cells if "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"])]
+        checked = [c for c in cells if not _ignored(c)]
         verdicts = [c for c in checked if re.search(r"^Verdict: ", _text(c), flags=re.M)]
         assert verdicts, f"{path.name}: {heading!r} has no checked cell printing 'Verdict: ...'"
         assert checked[-1] is verdicts[-1], (
@@ -100,14 +109,67 @@ def test_every_numbered_section_ends_in_a_checked_verdict(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
-def test_summary_gives_one_word_verdicts(path):
+def test_every_verdict_comes_from_a_record(path):
+    """Verdict lines are printed by helpers.verdicts (one polarity, the test named), never typed in a cell."""
+    for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        assert not re.search(r"[\"']Verdict", source), (
+            f"{path.name} cell {i} types a 'Verdict' string; decide it with verdicts.check(...) instead")
+        assert not re.search(r"'[^'{}]{3,}' is (False|True)", source), (
+            f"{path.name} cell {i} prints a conclusion ('... is False') that no measurement decides")
+        for line in re.findall(r"^Verdict: .*$", _text(cell), flags=re.M):
+            assert VERDICT_LINE.match(line), f"{path.name} cell {i}: {line!r} is not a verdict record's line"
+
+
+def _summary_cell(cells):
+    at = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+              and re.search(r"^## Summary", "".join(c["source"]), flags=re.M))
+    following = [c for c in cells[at + 1:] if c["cell_type"] == "code"]
+    return cells[at], (following[0] if following else None)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_summary_is_generated_from_the_records(path):
     cells = json.loads(path.read_text())["cells"]
-    markdown = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
-    summary = markdown.split("## Summary", 1)[1].split("\n## ", 1)[0]
-    rows = [r for r in summary.splitlines() if r.startswith("|")]
-    header = [h.strip() for h in rows[0].strip("|").split("|")]
-    assert "Verdict" in header, f"{path.name}: the summary table needs a 'Verdict' column"
-    column = header.index("Verdict")
-    verdicts = [r.strip("|").split("|")[column].strip().strip("*") for r in rows[2:]]
-    assert verdicts and set(verdicts) <= {"True", "False", "Partly"}, (
-        f"{path.name}: summary verdicts must be one word (True / False / Partly); got {verdicts}")
+    heading, code = _summary_cell(cells)
+    assert "| Belief" not in "".join(heading["source"]), f"{path.name}: the summary is a typed table"
+    assert code is not None and ".summary()" in "".join(code["source"]), (
+        f"{path.name}: the cell after '## Summary' must print verdicts.summary()")
+    assert not _ignored(code), f"{path.name}: the summary cell must be checked by nbval (no ignore)"
+    output = _text(code)
+    numbered = [int(re.match(r"^##\s+(\d+)\.", h).group(1)) for h, _ in _sections(cells)]
+    summarised = [int(n) for n in re.findall(r"^§(\d+)  ", output, flags=re.M)]
+    assert summarised == numbered, f"{path.name}: summary lists sections {summarised}, the notebook has {numbered}"
+    verdicts = re.findall(r"^    verdict: (\S+)$", output, flags=re.M)
+    assert len(verdicts) == len(numbered) and set(verdicts) <= {"True", "False", "Partly"}, verdicts
+
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("\u2019", "'")).split())
+
+
+@pytest.mark.skipif(not SEEDS.is_dir(), reason="the articles (../shared/seeds) are not beside this checkout")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_quoted_beliefs_are_the_articles_words(path):
+    """A belief in quotation marks is the article's exact words, in the article it names."""
+    articles = {f.name[:3]: _normalised(f.read_text(encoding="utf-8", errors="replace")) for f in SEEDS.glob("*.txt")}
+    cells = json.loads(path.read_text())["cells"]
+    _, code = _summary_cell(cells)
+    for quote, article in re.findall(r"^§\d+  “(.+)” \(article (\d{3}):", _text(code), flags=re.M):
+        for part in re.split(r"…|\.\.\.", quote):
+            assert _normalised(part) in articles[article], f"{path.name}: article {article} does not say {part!r}"
+    everything = " ".join(articles.values())
+    for i, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "markdown" or "Belief" not in source:
+            continue
+        for quote in re.findall(r"[\u201c\"]([^\u201d\"]{12,})[\u201d\"]", source):
+            for part in re.split(r"\u2026|\.\.\.", quote):
+                if len(_normalised(part).split()) >= 3:
+                    assert _normalised(part) in everything, (
+                        f"{path.name} cell {i} quotes {part.strip()[:60]!r} as a belief; no article says it")
