@@ -123,7 +123,7 @@ class VerdictRecord:
         Example:
             >>> _decide("01", 1, "the outputs agree", "max |diff|", 1e-7, "<", 1e-5, "deterministic",
             ...         "float32, 8 shapes", "belief").line()
-            'Verdict: holds — the outputs agree  [deterministic, float32, 8 shapes: max |diff| < 1e-05]'
+            'Verdict: holds — the outputs agree  [deterministic, float32, 8 shapes: max |diff| < 10⁻⁵]'
         """
         word = "holds" if self.holds else "does not hold"
         if isinstance(self.measured, bool):
@@ -134,8 +134,18 @@ class VerdictRecord:
 
 
 def _format_threshold(value: float | int) -> str:
-    """Thresholds are fixed numbers chosen by the author, printed compactly (``5``, ``1.5``, ``1e-05``)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A fixed threshold, printed compactly; powers of ten as ``10⁻⁶`` (never a raw-looking ``1e-06``).
+
+    Example:
+        >>> [_format_threshold(v) for v in (5, 1.5, 1e-6, 2.5e-3, 0.05, 1e6)]
+        ['5', '1.5', '10⁻⁶', '2.5×10⁻³', '0.05', '10⁶']
+    """
+    if isinstance(value, int) or value == 0 or 1e-2 <= abs(value) < 1e5:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:e}".split("e")
+    mantissa = f"{float(mantissa):g}"
+    power = "10" + str(int(exponent)).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return power if mantissa == "1" else f"{mantissa}×{power}"
 
 
 def _require_text(value: object, name: str, example: str) -> str:
