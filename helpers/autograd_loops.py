@@ -6,6 +6,7 @@ these functions take them as arguments.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import warnings
@@ -148,14 +149,19 @@ def _own_source_lines(traceback_text: str) -> tuple[str, ...]:
 def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], torch.nn.Module],
                                   inputs: torch.Tensor, targets: torch.Tensor, reach: int,
                                   step_op: str = "aten::tanh_backward",
-                                  name: str = "per-step training with a reach of k steps") -> CheckResult:
+                                  name: str = "per-step training with a reach of k steps",
+                                  init_hidden: Callable | None = None) -> CheckResult:
     """Self-check: ``fn(model, inputs, targets, optimizer, reach)`` updates the weights at every time step,
     each update's backward reaching ``reach`` steps back (fewer at the start), with no ``retain_graph``.
 
     The check runs ``fn`` once over the sequence with SGD and counts, deterministically: optimizer steps
     (one per time step), backward calls and their ``retain_graph`` flags (none kept), and how often the
     model's per-step backward operator ``step_op`` ran: step ``t`` must walk back ``min(t + 1, reach)``
-    steps, so the total is ``sum(min(t + 1, reach) for t in range(T))``.
+    steps, so the total is ``sum(min(t + 1, reach) for t in range(T))``. With ``init_hidden`` it also
+    compares the final weights with a reference run from the same initial weights (rebuild the last
+    ``reach`` steps from stored detached states, ``optimizer.zero_grad()``, backward of step ``t``'s loss
+    ``mean((output - y_t) ** 2)``, ``optimizer.step()``), so a forgotten ``zero_grad()`` or a loss summed
+    over the window is caught even though it walks the right number of steps.
 
     Args:
         fn: the learner's function, or None while unanswered.
@@ -164,6 +170,9 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
         reach: how many steps back each update's gradient must reach.
         step_op: the ATen operator that runs once per step in the model's backward.
         name: shown in the result.
+        init_hidden: ``init_hidden(model, inputs)`` gives the state before step 0 (the notebook's
+            ``zero_state``); the model must be called ``model(x_t, hidden) -> (output, hidden)``. None skips
+            the comparison of the final weights.
 
     Returns:
         ``helpers.exercises.CheckResult`` (⏳ while ``fn`` is None).
@@ -189,6 +198,9 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
                            f"got {type(fn).__name__}.")
     if isinstance(reach, bool) or not isinstance(reach, int) or reach < 1:
         raise LabInputError(f"reach must be a positive integer; got {reach!r}.")
+    if init_hidden is not None and not callable(init_hidden):
+        raise LabInputError(f"init_hidden must be a function init_hidden(model, inputs) -> hidden state, e.g. "
+                            f"zero_state; got {type(init_hidden).__name__}.")
     if not callable(make_model) or isinstance(make_model, torch.nn.Module):
         raise LabInputError(f"make_model must be a function that builds a fresh model, e.g. lambda: SimpleRNN(1, 8); "
                             f"got {type(make_model).__name__}" + (" (a model itself)." if callable(make_model) else "."))
@@ -199,6 +211,7 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
                             f"got {len(inputs)} and {len(targets)}.")
     steps = len(inputs)
     model = make_model()
+    reference = copy.deepcopy(model) if init_hidden is not None else None
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     updates = [0]
@@ -223,5 +236,30 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
                            f"over {steps} steps walks {expected} (min(t + 1, {reach}) at step t).")
     if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
         return CheckResult(name, False, "the weights did not change; call optimizer.step() after each backward.")
+    if reference is not None:
+        _sliding_window_reference(reference, inputs, targets, reach, init_hidden)
+        gap = max((a.detach() - b.detach()).abs().max().item()
+                  for a, b in zip(model.parameters(), reference.parameters()))
+        if gap > 1e-5:
+            return CheckResult(name, False, f"the final weights differ from the reference run by up to {gap:.2g} "
+                               "(more than 1e-05): zero the gradients before each backward, and backpropagate step "
+                               "t's own loss only, not the sum over the window.")
     return CheckResult(name, True, f"correct: {steps} updates, no retain_graph, each backward reached "
                        f"min(t + 1, {reach}) steps ({walked} in total).")
+
+
+def _sliding_window_reference(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, reach: int,
+                              init_hidden: Callable) -> None:
+    """The exercise's reference run (SGD, lr 0.01): at step t, rebuild the last ``reach`` steps from stored
+    detached states with the current weights, zero the gradients, backpropagate step t's loss, update."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    starts = [init_hidden(model, inputs)]
+    for t in range(len(inputs)):
+        first = max(0, t + 1 - reach)
+        hidden = starts[first]
+        for i in range(first, t + 1):
+            output, hidden = model(inputs[i], hidden)
+        optimizer.zero_grad()
+        torch.mean((output - targets[t]) ** 2).backward()
+        optimizer.step()
+        starts.append(hidden.detach())

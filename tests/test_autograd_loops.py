@@ -180,3 +180,46 @@ def test_sliding_window_check_refuses_bad_settings():
         check_sliding_window_training(sliding_window, TinyCellModel, inputs[0], targets, reach=2)
     with pytest.raises(LabInputError, match="same number of time steps"):
         check_sliding_window_training(sliding_window, TinyCellModel, inputs, targets[:2], reach=2)
+
+
+def no_zero_grad(model, inputs, targets, optimizer, reach):  # right structure, but gradients pile up
+    starts = [_zero(model, inputs)]
+    for t in range(len(inputs)):
+        first = max(0, t + 1 - reach)
+        hidden = starts[first]
+        for i in range(first, t + 1):
+            output, hidden = model(inputs[i], hidden)
+        torch.mean((output - targets[t]) ** 2).backward()
+        optimizer.step()
+        starts.append(hidden.detach())
+
+
+def window_sum_loss(model, inputs, targets, optimizer, reach):  # right structure, loss summed over the window
+    starts = [_zero(model, inputs)]
+    for t in range(len(inputs)):
+        first = max(0, t + 1 - reach)
+        hidden, loss = starts[first], 0
+        for i in range(first, t + 1):
+            output, hidden = model(inputs[i], hidden)
+            loss = loss + torch.mean((output - targets[i]) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        starts.append(hidden.detach())
+
+
+@pytest.mark.parametrize("wrong", [no_zero_grad, window_sum_loss])
+def test_sliding_window_check_compares_weights_with_a_reference(wrong):
+    inputs, targets = _data(8)
+    torch.manual_seed(0)
+    unchecked = check_sliding_window_training(wrong, TinyCellModel, inputs, targets, reach=3)
+    assert unchecked.passed  # the counts alone cannot see these mistakes
+    result = check_sliding_window_training(wrong, TinyCellModel, inputs, targets, reach=3, init_hidden=_zero)
+    assert not result.passed and "final weights differ from the reference run" in result.message, result
+    right = check_sliding_window_training(sliding_window, TinyCellModel, inputs, targets, reach=3, init_hidden=_zero)
+    assert right.passed, right
+
+
+def test_sliding_window_check_refuses_a_bad_init_hidden():
+    with pytest.raises(LabInputError, match="init_hidden"):
+        check_sliding_window_training(sliding_window, TinyCellModel, *_data(4), reach=2, init_hidden=3)
