@@ -6,7 +6,9 @@ them as arguments, so editing the notebook's loop changes what the panels show.
 - ``step_through`` / ``plot_step_trace`` / ``make_step_panel``: run the notebook's loop over the first
   ``step`` steps of one sequence and draw the hidden state as a heat map;
 - ``sweep_lengths`` / ``make_timing_panel`` / ``plot_loop_vs_fused``: time the notebook's implementations
-  (built by a function it passes in) over sequence lengths up to the one chosen.
+  (built by a function it passes in) over sequence lengths up to the one chosen;
+- ``cpu_time_sweep``: the same implementations over several lengths as one thread's CPU time, interleaved
+  (robust on a shared machine), as ``TimingRecord`` s for ``ratio_table``, plots and ``bench_record``.
 """
 from __future__ import annotations
 
@@ -19,8 +21,11 @@ import torch
 from torch import nn
 
 from helpers.device import available_devices
-from helpers.timing import MODES, Builder, TimingRecord, time_implementations
-from helpers.validation import LabInputError, require_choice, require_positive_int, require_tensor, run_specimen
+import numpy as np
+
+from helpers.timing import MODES, Builder, TimingRecord, interleaved_cpu_medians, time_implementations
+from helpers.validation import (LabInputError, require_choice, require_positive_int, require_sizes, require_tensor,
+                               run_specimen)
 from helpers.widgets import DEFAULT_MEMORY_BUDGET, Panel
 
 KINDS = ("RNN", "LSTM", "GRU")
@@ -290,3 +295,64 @@ def make_timing_panel(builders_for: Callable[..., dict[str, Builder]], baseline:
     return Panel(run, controls, render=render, title="Cell loop vs fused module: time per call",
                  memory_estimate=lambda kind, longest, hidden_size, **_: timing_memory_estimate(
                      kind, longest, hidden_size, batch, input_size))
+
+
+def _summed(output: object) -> torch.Tensor:
+    """The sum of every tensor in a callable's output (a tensor or nested tuples), for ``backward()``."""
+    if isinstance(output, torch.Tensor):
+        return output.sum()
+    if isinstance(output, (tuple, list)):
+        return sum(_summed(o) for o in output if isinstance(o, (torch.Tensor, tuple, list)))
+    raise LabInputError(f"a timed function must return a tensor or a tuple of tensors; got {type(output).__name__}.")
+
+
+def cpu_time_sweep(builders: dict[str, Builder], sizes, mode: str = "forward", rounds: int = 5,
+                   min_run_time: float = 0.005) -> list[TimingRecord]:
+    """One thread's CPU time per call of each implementation at each size, every point interleaved with the others.
+
+    Each round measures every (size, implementation) once with ``interleaved_cpu_medians`` (one round each), so a
+    stall on a busy machine hits one round of every point alike, and CPU time leaves out the time the machine gave
+    to other programs. Use it for sweeps whose ratios a notebook shows or records.
+
+    Args:
+        builders: ``{implementation: builder(size, device) -> zero-argument callable}`` (see ``helpers.timing``).
+        sizes: the sizes to build each implementation at, e.g. ``(16, 64, 256)``.
+        mode: ``"forward"`` (call it) or ``"forward+backward"`` (call it, sum its outputs, ``backward()``).
+        rounds: rounds over all points (1..50); the record's ``median_s`` / ``iqr_s`` are over them.
+        min_run_time: CPU seconds per point per round (the call is repeated until reached), in (0, 1].
+
+    Returns:
+        One ``TimingRecord`` per implementation and size (``threads`` 1, ``device`` ``"cpu"``).
+
+    Raises:
+        LabInputError: on an empty ``builders``, bad sizes, an unknown mode, or rounds / min_run_time out of range.
+
+    Example:
+        >>> builders = {"ones": lambda n, dev: (lambda: torch.ones(n, device=dev)),
+        ...             "zeros": lambda n, dev: (lambda: torch.zeros(n, device=dev))}
+        >>> records = cpu_time_sweep(builders, (8, 64), rounds=2, min_run_time=0.001)
+        >>> [(r.implementation, r.size, r.runs, r.threads) for r in records]
+        [('ones', 8, 2, 1), ('zeros', 8, 2, 1), ('ones', 64, 2, 1), ('zeros', 64, 2, 1)]
+    """
+    if not isinstance(builders, dict) or not builders:
+        raise LabInputError("builders must be a non-empty dict {implementation: builder(size, device)}, e.g. "
+                            "builders_for('RNN', 64, 16, 16).")
+    sizes = require_sizes(sizes, "sizes", maximum=100_000)
+    mode = require_choice(mode, "mode", MODES)
+    rounds = require_positive_int(rounds, "rounds", maximum=50)
+    if not (isinstance(min_run_time, (int, float)) and 0 < min_run_time <= 1):
+        raise LabInputError(f"min_run_time must be CPU seconds in (0, 1], e.g. 0.005; got {min_run_time!r}.")
+    points = {}
+    for size in sizes:
+        for name, builder in builders.items():
+            fn = run_specimen(builder, f"builders[{name!r}]", size, torch.device("cpu"))
+            points[name, size] = fn if mode == "forward" else (lambda fn=fn: _summed(fn()).backward())
+    samples: dict[tuple[str, int], list[float]] = {key: [] for key in points}
+    for _ in range(rounds):
+        for key, fn in points.items():
+            samples[key].append(interleaved_cpu_medians({key[0]: fn}, rounds=1, min_run_time=min_run_time)[key[0]])
+    records = []
+    for (name, size), times in samples.items():
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        records.append(TimingRecord(name, size, mode, float(median), float(q3 - q1), rounds, 1, "cpu"))
+    return records

@@ -5,8 +5,9 @@ the data safely (``load_sunspots`` checks the file's SHA-256, recorded in ``data
 it, cuts training windows, scores forecasts (``rmse``, ``rmse_by_horizon``) and draws them.
 
 The series is the *version 1* yearly mean sunspot number, 1700–2008 (public domain, NOAA's NGDC, as shipped
-by statsmodels). The sunspot index was recalibrated in 2015 (version 2); version 2 values are larger (by
-about 1/0.6 in recent centuries), so numbers here are not comparable with today's SILSO series.
+by statsmodels). The sunspot index was recalibrated in 2015 (version 2); version 2 values are larger (the
+factor between the versions is not constant over the years, and this course does not measure it), so numbers
+here are not comparable with today's SILSO series.
 """
 from __future__ import annotations
 

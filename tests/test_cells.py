@@ -138,3 +138,29 @@ def test_plot_loop_vs_fused_labels_the_measured_lengths():
     labels = [t.get_text() for t in ax.get_yticklabels(which="both") if t.get_text()]
     assert labels and not any("e-" in label or "^" in label for label in labels), labels
     matplotlib.pyplot.close(ax.figure)
+
+
+def test_cpu_time_sweep_times_every_point_in_both_modes():
+    from helpers.cells import cpu_time_sweep
+    layer = nn.Linear(4, 4)
+    builders = {"small": lambda n, dev: (lambda: layer(torch.ones(n, 4))),
+                "large": lambda n, dev: (lambda: layer(torch.ones(50 * n, 4)))}
+    for mode in ("forward", "forward+backward"):
+        records = cpu_time_sweep(builders, (2, 8), mode=mode, rounds=2, min_run_time=0.001)
+        assert [(r.implementation, r.size, r.mode) for r in records] == [
+            ("small", 2, mode), ("large", 2, mode), ("small", 8, mode), ("large", 8, mode)]
+        assert all(r.median_s > 0 and r.iqr_s >= 0 and r.threads == 1 for r in records)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(builders={}), "non-empty dict"),
+    (dict(sizes=()), "sizes"),
+    (dict(mode="backward"), "mode"),
+    (dict(rounds=0), "rounds"),
+    (dict(min_run_time=5), "min_run_time"),
+])
+def test_cpu_time_sweep_refuses_bad_input(kwargs, match):
+    from helpers.cells import cpu_time_sweep
+    arguments = dict(builders={"a": lambda n, dev: (lambda: torch.ones(n))}, sizes=(2,)) | kwargs
+    with pytest.raises(LabInputError, match=match):
+        cpu_time_sweep(**arguments)
