@@ -83,8 +83,9 @@ def plot_gradient_flow(curves: Mapping[str, Sequence[float] | torch.Tensor], ax=
         d = list(range(min_distance, len(ratios)))
         ax.plot(d, [max(r, 1e-300) for r in ratios[min_distance:]], color=f"C{k % 10}", lw=2, label=label)
     ax.set_yscale("log")
-    ax.set_xlabel("distance d (steps between the input x_{T−d} and the last state h_T)")
-    ax.set_ylabel("‖∂h_T/∂x_{T−d}‖ / ‖∂h_T/∂x_T‖")
+    # mathtext, so the subscripts render instead of showing raw braces; the sum is what is differentiated
+    ax.set_xlabel(r"distance $d$ (steps between the input $x_{T-d}$ and the last state $h_T$)")
+    ax.set_ylabel(r"$\|\partial(\Sigma h_T)/\partial x_{T-d}\|\;/\;\|\partial(\Sigma h_T)/\partial x_T\|$")
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
