@@ -29,8 +29,8 @@ OUT_VARIABLE = "RNN_LAB_VERDICTS_OUT"
 EVIDENCE = ("deterministic", "timing")
 COMPARISONS = (">", ">=", "<", "<=", "==")
 ROLES = ("belief", "against", "context")
-SUMMARY_RULE = ("a belief is True when every check that bears on it comes out its way, False when none does, "
-                "Partly otherwise")
+SUMMARY_RULE = ("a belief is True when every check that bears on it comes out its way (✓), False when none does "
+                "(✗), Partly otherwise")
 # The five articles the course answers (../shared/seeds), cited by number when a belief quotes one verbatim.
 ARTICLES = {
     "000": "Does PyTorch's `for` loop vs. reshaping for 'Time Distributed' layers yield identical forward "
@@ -309,16 +309,16 @@ class VerdictBook:
             if section not in self.beliefs:
                 raise LabInputError(f"section {section} has checks but no belief.")
             checks = [r for r in self.records if r.section == section and r.role != "context"]
-            why = "; ".join(f"{'✓' if r.supports_belief else '✗'} {r.claim}"
-                            f"{'' if r.holds else ' (does not hold)'}" for r in checks)
+            why = "; ".join(f"{'✓' if r.supports_belief else '✗'} {'holds' if r.holds else 'does not hold'}: {r.claim}"
+                            for r in checks)
             rows.append((section, self.beliefs[section].cited(), self.verdict(section), why))
         return rows
 
     def summary(self) -> None:
         """Print the notebook's summary from this run's records: belief, one-word verdict, why, per section.
 
-        Each check that bears on a belief is listed in the "why" line with ✓ when its outcome speaks for the
-        belief and ✗ when it speaks against it.
+        Each check that bears on a belief is listed in the "why" line with its outcome, marked ✓ when that
+        outcome speaks for the belief and ✗ when it speaks against it.
 
         Example:
             >>> book = VerdictBook("03")
@@ -327,11 +327,11 @@ class VerdictBook:
             ...            evidence="deterministic", basis="float64", role="against")
             Verdict: holds — x.grad equals the gradient of every term  [deterministic, float64: torch.equal]
             >>> book.summary()
-            Summary of this run (generated from the verdict records; a belief is True when every check that bears on it comes out its way, False when none does, Partly otherwise)
+            Summary of this run (generated from the verdict records; a belief is True when every check that bears on it comes out its way (✓), False when none does (✗), Partly otherwise)
             <BLANKLINE>
             §1  a loss summed in a loop keeps only the last term (the course's question)
                 verdict: False
-                why: ✗ x.grad equals the gradient of every term
+                why: ✗ holds: x.grad equals the gradient of every term
         """
         lines = [f"Summary of this run (generated from the verdict records; {SUMMARY_RULE})"]
         for section, belief, verdict, why in self.rows():
