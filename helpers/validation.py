@@ -286,6 +286,41 @@ def require_file(path: object, name: str, hint: str = "") -> Path:
     return file
 
 
+def require_writable(path: object, name: str, suffix: str = "") -> Path:
+    """Check, before any work, that ``path`` can be written: not a folder, the right suffix, a writable folder.
+
+    Commands call it on their output first, so a bad path never costs a long run.
+
+    Args:
+        path: a ``str`` or ``os.PathLike`` naming the file to (over)write; missing folders may be created.
+        name: the argument's name, used in the message (e.g. ``"--out"``).
+        suffix: the required ending, e.g. ``".json"``, or "" for any.
+
+    Returns:
+        The path as a ``pathlib.Path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> require_writable(pathlib.Path(tempfile.mkdtemp()) / "new" / "ref.json", "--out", ".json").name
+        'ref.json'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise LabInputError(f"{name} must be a path (a str or pathlib.Path); got {type(path).__name__}.")
+    path = Path(path)
+    if path.is_dir():
+        raise LabInputError(f"{name} {str(path)!r} is a folder; name the file to write, e.g. {path / 'run.json'}.")
+    if suffix and path.suffix != suffix:
+        raise LabInputError(f"{name} {str(path)!r} must end in {suffix}.")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest existing folder must let us create it
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise LabInputError(f"{name} {str(path)!r} cannot be written: {str(folder)!r} is not a writable folder.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise LabInputError(f"{name} {str(path)!r} exists and is not writable.")
+    return path
+
+
 def one_line(text: str, limit: int = 300) -> str:
     """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters.
 
