@@ -75,7 +75,12 @@ def step_through(run_loop: RunLoop, cell: nn.Module, sequence: torch.Tensor, ste
         raise LabInputError(f"cell must be a recurrent cell with a hidden_size; got {type(cell).__name__}.")
     with torch.no_grad():
         if step:
-            outputs = run_specimen(run_loop, "the cell loop", cell, sequence[None, :step])[0]
+            result = run_specimen(run_loop, "the cell loop", cell, sequence[None, :step])
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise LabInputError(f"run_loop must return a pair (outputs, state) like nn.RNN; got "
+                                    f"{type(result).__name__}" + (f" of {len(result)} items" if isinstance(
+                                        result, (tuple, list)) else "") + ". End the loop with: return outputs, h")
+            outputs = result[0]
             if not isinstance(outputs, torch.Tensor) or outputs.shape != (1, step, hidden_size):
                 raise LabInputError(f"run_loop must return outputs of shape (1, {step}, {hidden_size}) first; "
                                     f"got {getattr(outputs, 'shape', type(outputs).__name__)}.")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from helpers.validation import (LabInputError, describe_error, require_callable, require_finite, require_number,
+from helpers.validation import (LabInputError, require_callable, require_finite, require_number,
                                 require_scalar_loss, require_tensor, run_specimen)
 
 FLOAT64_REFERENCE = "float64 reference"
@@ -95,25 +95,27 @@ def _gradients(model: nn.Module, inputs: Sequence[torch.Tensor], loss_fn: Callab
     leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
     model.zero_grad(set_to_none=True)
     try:
-        output = model(*leaves)
-    except LabInputError:
-        raise
-    except Exception as error:  # torch's shape/dtype errors, a wrong number of inputs, a bug in the model
-        shapes = ", ".join(f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')}" for x in leaves)
-        message = " ".join(str(error).split())[:300]
-        hint = (" Pass inputs in the layout the models expect (e.g. (batch, time, features) for batch_first "
-                "modules)." if any(word in message for word in ("shape", "size", "dimension", "mat1")) else "")
-        raise LabInputError(f"models[{name!r}] failed on inputs of shape {shapes}: {describe_error(error)}.{hint}"
-                            ) from None
+        output = run_specimen(model, f"models[{name!r}]", *leaves)
+    except LabInputError as error:
+        if not any(word in str(error.__context__) for word in ("shape", "size", "dimension", "mat1")):
+            raise
+        refusal = error
+    else:
+        refusal = None
+    if refusal is not None:  # a layout mistake: add the likely fix, keep the learner's error reachable
+        hinted = LabInputError(f"{refusal} Pass inputs in the layout the models expect (e.g. (batch, time, "
+                               "features) for batch_first modules).")
+        hinted.__context__ = refusal.__context__
+        raise hinted
     loss = run_specimen(loss_fn, f"loss_fn on the output of {name!r}", output)
     try:
         require_scalar_loss(loss, f"loss of {name!r}")
     except LabInputError as error:
         raise LabInputError(f"{error} (loss_fn turns the model's output into the loss.)") from None
-    loss.backward()
+    run_specimen(loss.backward, f"backward through models[{name!r}]")
     grads = {}
     for i, leaf in enumerate(leaves):
-        if leaf.requires_grad:
+        if leaf.grad is not None:  # None: the model does not use this input (then it has no gradient to compare)
             grads["input" if len(leaves) == 1 else f"input[{i}]"] = leaf.grad
     for pname, param in model.named_parameters():
         if param.grad is not None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, run_specimen
 
 LAYER_TYPES = ("RNN", "LSTM", "GRU")
 PANEL_HIDDEN = (16, 32, 64)   # panel bounds: a run measures a few 8 × d × H sequences, well under a second
@@ -180,8 +180,9 @@ def make_gradient_flow_panel(measure: Callable[..., object], controls_label: Map
         low, high = (int(v) for v in distance)
         steps = max(high, 1) + 1
         control = names.get(layer_type, "control on")
-        curves = {f"{layer_type}, default init": measure(layer_type, hidden_size=hidden_size, steps=steps, control=False),
-                  f"{layer_type}, {control}": measure(layer_type, hidden_size=hidden_size, steps=steps, control=True)}
+        curves = {f"{layer_type}, {'default init' if not flag else control}": run_specimen(
+            measure, "the gradient measurement", layer_type, hidden_size=hidden_size, steps=steps, control=flag)
+            for flag in (False, True)}
         return _curves(curves, "the measurement's result"), low
 
     controls = {
@@ -233,7 +234,8 @@ def make_training_panel(train: Callable[..., Sequence[float]], lines: Mapping[st
                 bar.value = done
                 bar.description = f"{done}/{total}"
 
-        losses = _curves({layer_type: train(layer_type, seq_len, steps, callback)}, "train's result")[layer_type]
+        losses = _curves({layer_type: run_specimen(train, "the training run", layer_type, seq_len, steps, callback)},
+                         "train's result")[layer_type]
         return layer_type, seq_len, losses
 
     controls = {

@@ -10,7 +10,8 @@ from collections.abc import Callable, Mapping
 import ipywidgets as W
 from IPython.display import display
 
-from helpers.validation import LabInputError, describe_error, one_line, require_callable, require_positive_int
+from helpers.validation import (LabInputError, describe_error, one_line, require_callable, require_positive_int,
+                                run_specimen)
 
 
 def _in_kernel() -> bool:
@@ -51,7 +52,7 @@ def largest_within_budget(estimate_bytes: Callable[[int], int], upper: int,
     budget_bytes = require_positive_int(budget_bytes, "budget_bytes")
 
     def estimate(n: int) -> float:
-        need = estimate_bytes(n)
+        need = run_specimen(estimate_bytes, f"estimate_bytes({n})", n)
         if isinstance(need, bool) or not isinstance(need, numbers.Real) or not math.isfinite(need) or need < 0:
             raise LabInputError(f"estimate_bytes({n}) returned {need!r}; it must return a finite number of bytes.")
         return need

@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import device, exercises, gradients, graphs, memory, reference, timing, validation, widgets
+from helpers import (autograd_loops, cells, device, exercises, gradients, graphs, memory, profiling, reference,
+                     timing, validation, widgets)
 from helpers.timing import TimingRecord
 from helpers.validation import LabInputError
 
@@ -328,6 +329,19 @@ class _Broken(nn.Module):
         return x[:, 99]
 
 
+def _raises_key_error():
+    state = {}
+    return state["h"]
+
+
+def _loop_with_a_bug(cell, x):
+    return cell(x) + None
+
+
+def _make_model_with_a_bug():
+    return SimpleRNN(1, 8)  # noqa: F821 - the name the notebook defines, missing here on purpose
+
+
 # The learner's own function failing inside an instrument: one LabInputError naming the use, the error and
 # the line, instead of a stack trace through the instrument.
 SPECIMEN_FAILURES = [
@@ -341,9 +355,22 @@ SPECIMEN_FAILURES = [
     ("saved_for_backward fn fails", lambda: memory.saved_for_backward(nn.Linear(3, 2), torch.ones(4, 5)),
      r"saved_for_backward's fn failed on inputs of shape \(4, 5\): RuntimeError: mat1 and mat2"),
     ("model fails", lambda: gradients.compare_gradients({"a": _Broken(), "b": _Broken()}, torch.ones(2, 3)),
-     r"models\['a'\] failed on inputs of shape \(2, 3\) float32: IndexError: .*\(in forward, test_bad_inputs\.py"),
+     r"models\['a'\] failed on inputs of shape \(2, 3\): IndexError: .*\(in forward, test_bad_inputs\.py"),
     ("loss_fn fails", lambda: gradients.compare_gradients(_twins(), torch.randn(4, 3), loss_fn=lambda out: out.logits),
      r"loss_fn on the output of 'a' failed on inputs of shape \(4, 2\): AttributeError: .*'logits'"),
+    ("profile_ops fn fails", lambda: profiling.profile_ops(lambda: torch.ones(2) @ torch.ones(3)),
+     r"the function profile_ops runs \(its warm-up call\) failed: RuntimeError: .*\(in <lambda>, test_bad_inputs"),
+    ("operator_counts fn fails", lambda: profiling.operator_counts(_raises_key_error),
+     r"profile_ops runs .* failed: KeyError: 'h' \(in _raises_key_error"),
+    ("operator_calls fn fails", lambda: profiling.operator_calls(_raises_key_error),
+     r"failed: KeyError: 'h' \(in _raises_key_error"),
+    ("step_through loop fails", lambda: cells.step_through(_loop_with_a_bug, nn.RNNCell(1, 4), torch.randn(5, 1), 2),
+     r"the cell loop failed on inputs of shape \(1, 2, 1\): ValueError: RNNCell: .*\(in _loop_with_a_bug"),
+    ("make_model fails", lambda: autograd_loops.check_sliding_window_training(
+        lambda *a: None, _make_model_with_a_bug, torch.randn(3, 2, 1), torch.randn(3, 2, 1), reach=1),
+     r"make_model failed: NameError: .*\(in _make_model_with_a_bug"),
+    ("estimate fails", lambda: widgets.largest_within_budget(lambda n: n * [1] + 1, upper=10),
+     r"estimate_bytes\(1\) failed: TypeError: .*\(in <lambda>, test_bad_inputs"),
 ]
 
 
@@ -354,3 +381,46 @@ def test_a_failing_specimen_is_reported_with_its_line(call, pattern):
     with pytest.raises(LabInputError, match=pattern) as caught:
         call()
     assert caught.value.__context__ is not None  # the original error stays reachable for a full traceback
+
+
+# The learner's function returning the wrong kind of thing: refused in one line, never a raw error later on.
+WRONG_RESULTS = [
+    ("step_through loop returns only outputs", lambda: cells.step_through(
+        lambda cell, x: torch.zeros(1, x.shape[1], 4), nn.RNNCell(1, 4), torch.randn(5, 1), 2),
+     r"run_loop must return a pair \(outputs, state\) like nn\.RNN; got Tensor"),
+    ("step_through loop returns None", lambda: cells.step_through(lambda cell, x: None, nn.RNNCell(1, 4),
+                                                                  torch.randn(5, 1), 2), r"got NoneType"),
+    ("make_model returns None", lambda: autograd_loops.check_sliding_window_training(
+        lambda *a: None, lambda: None, torch.randn(3, 2, 1), torch.randn(3, 2, 1), reach=1),
+     r"make_model must return a fresh torch\.nn\.Module; it returned NoneType"),
+    ("one model ignores its input", lambda: gradients.compare_gradients(
+        {"uses x": _Scale(), "ignores x": _IgnoresInput()}, torch.ones(2, 3)), r"'ignores x' produced no gradient for 'input'"),
+]
+
+
+class _Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x * self.w
+
+
+class _IgnoresInput(_Scale):
+    def forward(self, x):
+        return self.w * 2
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("call, pattern", [pytest.param(call, pattern, id=case_id)
+                                           for case_id, call, pattern in WRONG_RESULTS])
+def test_a_wrong_kind_of_result_is_refused_in_one_line(call, pattern):
+    with pytest.raises(LabInputError, match=pattern) as caught:
+        call()
+    assert "\n" not in str(caught.value)
+
+
+def test_models_that_all_ignore_their_input_compare_their_parameter_gradients():
+    comparison = gradients.compare_gradients({"a": _IgnoresInput(), "b": _IgnoresInput()}, torch.ones(2, 3))
+    assert comparison.all_close and {row.quantity for row in comparison.rows} == {"w"}
