@@ -85,6 +85,10 @@ def step_through(run_loop: RunLoop, cell: nn.Module, sequence: torch.Tensor, ste
                 raise LabInputError(f"run_loop must return outputs of shape (1, {step}, {hidden_size}) first; "
                                     f"got {getattr(outputs, 'shape', type(outputs).__name__)}.")
             hidden = outputs[0]
+            bad = ~torch.isfinite(hidden)
+            if bool(bad.any()):
+                raise LabInputError(f"the cell loop returned NaN or infinity at step {int(bad.any(dim=1).nonzero()[0])} "
+                                    "(counting from 0); look at what the loop computes there.")
         else:
             hidden = torch.zeros(0, hidden_size)
     return StepTrace(sequence.detach().clone(), hidden.detach().clone(), step)

@@ -310,7 +310,8 @@ def max_abs_diff(a: object, b: object) -> float:
         The largest ``|a - b|`` over every element (0.0 for empty tensors).
 
     Raises:
-        LabInputError: for different shapes or structures.
+        LabInputError: for different shapes or structures, or a NaN or infinity in either (the message says
+            which side and where).
 
     Example:
         >>> max_abs_diff((torch.ones(2), torch.zeros(3)), (torch.ones(2), torch.full((3,), 0.5)))
@@ -319,6 +320,13 @@ def max_abs_diff(a: object, b: object) -> float:
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape != b.shape:
             raise LabInputError(f"cannot compare shapes {tuple(a.shape)} and {tuple(b.shape)}.")
+        for side, tensor in (("first", a), ("second", b)):  # NaN - NaN is NaN, and NaN < 1e-6 prints a bare False
+            bad = ~torch.isfinite(tensor.detach()) if tensor.is_floating_point() or tensor.is_complex() else None
+            if bad is not None and bool(bad.any()):
+                where = tuple(int(i) for i in bad.nonzero()[0].tolist())
+                raise LabInputError(f"the {side} tensor holds NaN or infinity ({int(bad.sum())} of {tensor.numel()} "
+                                    f"values, the first at index {where}), so no difference can be measured; find "
+                                    "where it comes from (e.g. torch.isnan(x).nonzero()).")
         return float((a.detach().double() - b.detach().double().to(a.device)).abs().max()) if a.numel() else 0.0
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
         return max((max_abs_diff(p, q) for p, q in zip(a, b)), default=0.0)

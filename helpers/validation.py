@@ -220,6 +220,57 @@ def require_sizes(values: object, name: str, maximum: int | None = None, max_cou
     return [require_positive_int(v, f"{name}[{i}]", maximum, reason) for i, v in enumerate(whole)]
 
 
+def require_series(values: object, name: str, length: int | None = None, index: str = "step") -> list[float]:
+    """Check a 1-D sequence of finite real numbers (a list, tuple, NumPy array or 1-D tensor), e.g. losses per step.
+
+    What a learner's function returns goes through here before it is drawn or judged, so a NaN or a short
+    result is said where it happened instead of ending as a blank plot or a panel that says "done".
+
+    Args:
+        values: the candidate values.
+        name: who produced them, used in the message, e.g. ``"train"``.
+        length: the number of values required, or None for any (at least one).
+        index: what one position is called in the message, e.g. ``"step"`` or ``"distance"``.
+
+    Returns:
+        The values as a list of Python floats.
+
+    Example:
+        >>> require_series(torch.tensor([0.5, 0.25]), "train", length=2)
+        [0.5, 0.25]
+        >>> require_series([0.5, float("nan")], "train")
+        Traceback (most recent call last):
+        ...
+        helpers.validation.LabInputError: train returned NaN at step 1 (counting from 0); look for a division by zero, a log of 0 or a learning rate that is too high there.
+    """
+    if isinstance(values, torch.Tensor):
+        if values.dim() != 1:
+            raise LabInputError(f"{name} must return a 1-D sequence (one value per {index}); got a tensor of shape "
+                                f"{tuple(values.shape)}.")
+        values = values.detach().double().cpu().tolist()
+    elif hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+        values = values.tolist()  # NumPy arrays
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise LabInputError(f"{name} must return a list of numbers (one per {index}); got {type(values).__name__}.")
+    out = []
+    for k, value in enumerate(values):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise LabInputError(f"{name} returned {type(value).__name__} {value!r:.40} at {index} {k}; it must "
+                                "return numbers (use loss.item() for a tensor).")
+        if not math.isfinite(value):
+            word = "NaN" if value != value else "infinity"
+            raise LabInputError(f"{name} returned {word} at {index} {k} (counting from 0); look for a division by "
+                                "zero, a log of 0 or a learning rate that is too high there.")
+        out.append(float(value))
+    if length is not None and len(out) != length:
+        raise LabInputError(f"{name} returned {len(out)} values, expected {length} (one per {index}).")
+    if not out:
+        raise LabInputError(f"{name} is empty: it returned no values; it must return one per {index}.")
+    return out
+
+
 def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of ``choices``.
 

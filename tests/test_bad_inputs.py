@@ -424,3 +424,59 @@ def test_a_wrong_kind_of_result_is_refused_in_one_line(call, pattern):
 def test_models_that_all_ignore_their_input_compare_their_parameter_gradients():
     comparison = gradients.compare_gradients({"a": _IgnoresInput(), "b": _IgnoresInput()}, torch.ones(2, 3))
     assert comparison.all_close and {row.quantity for row in comparison.rows} == {"w"}
+
+
+# NaN and short results said where they happened (issue 28, item 5), never a panel that says "done".
+def _panel_status(fn, **controls):
+    panel = widgets.Panel(fn, {name: W.IntSlider(value=value, min=1, max=500) for name, value in controls.items()})
+    assert panel.run() is None
+    return panel.status.value
+
+
+def test_a_panel_refuses_a_nan_result_in_its_status_line():
+    def ratio(n):
+        return float("nan") if n else 1.0
+
+    assert "your function ratio returned nan" in _panel_status(ratio, n=3)
+    assert "index (1,)" in _panel_status(lambda n: torch.tensor([1.0, NAN]), n=3)
+
+
+def test_the_notebook_05_panels_say_nan_and_short_results():
+    from helpers import rnn_compare
+
+    def train(layer_type, seq_len, steps, progress):
+        return [0.5] * 16 + [NAN] + [0.1] * (steps - 17)
+
+    panel = rnn_compare.make_training_panel(train)
+    assert panel.run() is None and "returned NaN at step 16" in panel.status.value
+    panel = rnn_compare.make_training_panel(lambda layer_type, seq_len, steps, progress: [0.5, 0.4, 0.3])
+    assert panel.run() is None and "returned 3 values, expected 200" in panel.status.value
+    flow = rnn_compare.make_gradient_flow_panel(lambda layer_type, hidden_size, steps, control: [1.0] * 3)
+    assert flow.run() is None and "returned 3 values, expected 61" in flow.status.value
+
+
+def test_smooth_lets_one_nan_spoil_only_its_windows():
+    from helpers.rnn_compare import smooth
+
+    smoothed = smooth([1.0, NAN, 1.0, 1.0, 1.0], window=2)
+    assert smoothed[0] == 1.0 and smoothed[1] != smoothed[1] and smoothed[2] != smoothed[2]
+    assert smoothed[3:] == [1.0, 1.0]
+    with pytest.raises(LabInputError, match="list of numbers"):
+        smooth("1, 2, 3")
+
+
+@pytest.mark.parametrize("a, b, side", [(torch.tensor(NAN), torch.tensor(NAN), "first"),
+                                        (torch.ones(3), torch.tensor([1.0, INF, 1.0]), "second")])
+def test_max_abs_diff_says_nan_instead_of_returning_it(a, b, side):
+    with pytest.raises(LabInputError, match=f"the {side} tensor holds NaN or infinity"):
+        gradients.max_abs_diff(a, b)
+
+
+def test_step_through_says_where_the_loop_returned_nan():
+    def loop(cell, x):
+        outputs = torch.zeros(1, x.shape[1], 4)
+        outputs[0, 2:] = NAN
+        return outputs, None
+
+    with pytest.raises(LabInputError, match="returned NaN or infinity at step 2"):
+        cells.step_through(loop, nn.RNNCell(1, 4), torch.randn(5, 1), 4)
