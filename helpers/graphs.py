@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
 import subprocess
 import warnings
 from collections import Counter
@@ -123,15 +125,22 @@ def _torchviz_png(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | Non
 
         graph = make_dot(tensor, params=dict(params or {}))
     graph.graph_attr.update(size="7,7", dpi="80")
-    # dot run here rather than through graph.pipe, which has no time limit; subprocess.run kills it on expiry
+    # dot run here rather than through graph.pipe, which has no time limit
+    posix = os.name == "posix"
+    process = subprocess.Popen([shutil.which("dot") or "dot", "-Tpng"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=posix)
     try:
-        done = subprocess.run([shutil.which("dot") or "dot", "-Tpng"], input=graph.source.encode("utf-8"),
-                              capture_output=True, timeout=LAYOUT_TIMEOUT_S, check=False)
+        png, errors = process.communicate(graph.source.encode("utf-8"), timeout=LAYOUT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        if posix:  # the whole group: a wrapper script around dot must not leave dot running
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        process.communicate()
         raise LayoutTooSlow from None
-    if done.returncode != 0 or not done.stdout:
-        raise RuntimeError(one_line(done.stderr.decode("utf-8", "replace") or f"dot exited with {done.returncode}"))
-    return done.stdout
+    if process.returncode != 0 or not png:
+        raise RuntimeError(one_line(errors.decode("utf-8", "replace") or f"dot exited with {process.returncode}"))
+    return png
 
 
 def _figure_png(fig) -> bytes:
