@@ -318,6 +318,8 @@ def max_abs_diff(a: object, b: object) -> float:
         0.5
     """
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        require_tensor(a, "the first tensor")
+        require_tensor(b, "the second tensor")
         if a.shape != b.shape:
             raise LabInputError(f"cannot compare shapes {tuple(a.shape)} and {tuple(b.shape)}.")
         for side, tensor in (("first", a), ("second", b)):  # NaN - NaN is NaN, and NaN < 1e-6 prints a bare False

@@ -15,7 +15,7 @@ import matplotlib
 
 import torch
 
-from helpers.validation import LabInputError, one_line, require_positive_int, require_tensor
+from helpers.validation import LabInputError, one_line, require_mapping, require_positive_int, require_tensor
 
 DOT_HINT = ("graphviz's 'dot' program is not installed, so this is a simplified drawing. For the full torchviz "
             "view install graphviz ('sudo apt-get install graphviz', 'brew install graphviz' or "
@@ -285,10 +285,7 @@ def side_by_side(views: Mapping[str, GraphView]) -> bytes:
     """
     import matplotlib.pyplot as plt
 
-    if not isinstance(views, Mapping):
-        raise LabInputError(f"views must be a dict {{caption: GraphView}}; got {type(views).__name__}.")
-    if not views:
-        raise LabInputError("side_by_side needs at least one graph, e.g. {'loop': view1, 'reshape': view2}.")
+    views = require_mapping(views, "views", "{caption: GraphView}, e.g. {'loop': view1, 'reshape': view2}")
     if len(views) > MAX_SIDE_BY_SIDE:
         raise LabInputError(f"side_by_side shows at most {MAX_SIDE_BY_SIDE} graphs in one row (they get too small "
                             f"to read); got {len(views)}. Split them over several calls.")

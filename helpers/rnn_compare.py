@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from helpers.validation import LabInputError, require_series, run_specimen
+from helpers.validation import LabInputError, require_mapping, require_series, run_specimen
 
 LAYER_TYPES = ("RNN", "LSTM", "GRU")
 PANEL_HIDDEN = (16, 32, 64)   # panel bounds: a run measures a few 8 × d × H sequences, well under a second
@@ -37,9 +37,8 @@ def smooth(values: Sequence[float], window: int = 20) -> list[float]:
 
 def _curves(curves: object, what: str, length: int | None = None, index: str = "step") -> dict[str, list[float]]:
     """``{label: finite values}``; a NaN, a wrong count or a non-number is refused naming the label and position."""
-    if not isinstance(curves, Mapping) or not curves:
-        raise LabInputError(f"{what} must be a non-empty {{label: values}} mapping; got {type(curves).__name__}.")
-    return {str(label): require_series(values, f"{what} ({label})", length, index) for label, values in curves.items()}
+    return {str(label): require_series(values, f"{what} ({label})", length, index)
+            for label, values in require_mapping(curves, what, "{label: values}").items()}
 
 
 def plot_gradient_flow(curves: Mapping[str, Sequence[float] | torch.Tensor], ax=None, min_distance: int = 0,

@@ -21,6 +21,9 @@ class LabInputError(ValueError):
     """Raised when a helper gets input it cannot use; the message names the fix."""
 
 
+MAX_TENSOR_ELEMENTS = 2**28  # 1 GiB of float32: far above any size in the course, far below an exhausted laptop
+
+
 def require_tensor(value: object, name: str, ndim: int | None = None, layout: str = "") -> torch.Tensor:
     """Check that ``value`` is a tensor, optionally of a given number of dimensions.
 
@@ -40,6 +43,15 @@ def require_tensor(value: object, name: str, ndim: int | None = None, layout: st
     if not isinstance(value, torch.Tensor):
         raise LabInputError(f"{name} must be a torch.Tensor; got {type(value).__name__}. "
                             f"Convert it with torch.as_tensor({name}).")
+    # tensors every instrument refuses alike: no values to measure, a layout operators mishandle, or a size
+    # that would exhaust memory once an instrument copies it
+    if value.is_meta:
+        raise LabInputError(f"{name} is a meta tensor: it has a shape but no values. Create it on 'cpu' or 'cuda'.")
+    if value.layout != torch.strided:
+        raise LabInputError(f"{name} is a sparse tensor ({value.layout}); pass {name}.to_dense().")
+    if value.numel() > MAX_TENSOR_ELEMENTS:
+        raise LabInputError(f"{name} has {value.numel():,} elements, over the {MAX_TENSOR_ELEMENTS:,} the instruments "
+                            "handle (copies of it would need gigabytes); use smaller sizes.")
     if ndim is not None and value.dim() != ndim:
         hint = f" {layout}" if layout else ""
         raise LabInputError(f"{name} must be a {ndim}-D tensor{hint}; got shape {tuple(value.shape)}.")
@@ -269,6 +281,35 @@ def require_series(values: object, name: str, length: int | None = None, index: 
     if not out:
         raise LabInputError(f"{name} is empty: it returned no values; it must return one per {index}.")
     return out
+
+
+def require_mapping(value: object, name: str, what: str, allow_empty: bool = False) -> dict:
+    """Check a dict-like argument: a list, a string or a single object where ``{name: thing}`` is expected is
+    refused here, once for every helper, rather than failing later on ``.items()``.
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        what: the expected shape, e.g. ``"{name: zero-argument callable}"``.
+        allow_empty: whether ``{}`` is acceptable.
+
+    Returns:
+        ``value`` as a dict (same order).
+
+    Example:
+        >>> require_mapping({"loop": 1}, "fns", "{name: callable}")
+        {'loop': 1}
+        >>> require_mapping([len], "fns", "{name: callable}")
+        Traceback (most recent call last):
+        ...
+        helpers.validation.LabInputError: fns must be a dict {name: callable}; got list. Give each item a name: {'a': ..., 'b': ...}.
+    """
+    if not isinstance(value, Mapping):
+        hint = (" Give each item a name: {'a': ..., 'b': ...}." if isinstance(value, (list, tuple, set)) else "")
+        raise LabInputError(f"{name} must be a dict {what}; got {type(value).__name__}.{hint}")
+    if not value and not allow_empty:
+        raise LabInputError(f"{name} is empty: pass at least one entry {what}.")
+    return dict(value)
 
 
 def require_choice(value: object, name: str, choices: Sequence[str]) -> str:

@@ -183,7 +183,7 @@ BAD_CALLS = [
     ("draw_graph max_nodes 0", lambda: graphs.draw_graph(_graph(), max_nodes=0), r"max_nodes must be a positive integer"),
     ("draw_graph max_nodes huge", lambda: graphs.draw_graph(_graph(), max_nodes=10**6),
      r"limit of 2000 \(graphviz takes minutes"),
-    ("side_by_side empty", lambda: graphs.side_by_side({}), r"at least one graph, e\.g\."),
+    ("side_by_side empty", lambda: graphs.side_by_side({}), r"views is empty: pass at least one entry .*e\.g\."),
     ("side_by_side list", lambda: graphs.side_by_side([_view()]), r"dict \{caption: GraphView\}"),
     ("side_by_side of bytes", lambda: graphs.side_by_side({"a": b"png"}), r"pass what draw_graph returns"),
     ("side_by_side too many", lambda: graphs.side_by_side({str(i): None for i in range(7)}),
@@ -480,3 +480,45 @@ def test_step_through_says_where_the_loop_returned_nan():
 
     with pytest.raises(LabInputError, match="returned NaN or infinity at step 2"):
         cells.step_through(loop, nn.RNNCell(1, 4), torch.randn(5, 1), 4)
+
+
+# The classes of bad argument the audit found raw or silent, each refused in one place (validation.py) and so
+# for every instrument that takes that kind of argument: tensors without values or of a layout operators
+# mishandle, over-large tensors, a list where a dict is expected, a string where a list is.
+_HUGE = torch.zeros(1).expand(2**29)  # a view: no memory now, gigabytes once an instrument copies it
+ARGUMENT_CLASSES = [
+    ("meta tensor to graph_stats", lambda: graphs.graph_stats(torch.ones(3, device="meta")), r"meta tensor"),
+    ("meta tensor to max_abs_diff", lambda: gradients.max_abs_diff(torch.ones(2, device="meta"),
+                                                                   torch.ones(2, device="meta")), r"meta tensor"),
+    ("meta tensor to compare_gradients", lambda: gradients.compare_gradients(_twins(), torch.ones(4, 3, device="meta")),
+     r"meta tensor"),
+    ("sparse tensor to compare_gradients", lambda: gradients.compare_gradients(_twins(), torch.ones(4, 3).to_sparse()),
+     r"sparse tensor .*to_dense"),
+    ("sparse tensor to max_abs_diff", lambda: gradients.max_abs_diff(torch.ones(2).to_sparse(), torch.ones(2)),
+     r"sparse tensor"),
+    ("over-large tensor to max_abs_diff", lambda: gradients.max_abs_diff(_HUGE, _HUGE), r"536,870,912 elements"),
+    ("over-large tensor to require_finite", lambda: validation.require_finite(_HUGE, "x"), r"use smaller sizes"),
+    ("list of callables to interleaved_medians", lambda: timing.interleaved_medians([_fn]),
+     r"fns must be a dict .*got list\. Give each item a name"),
+    ("list of builders to time_implementations", lambda: timing.time_implementations([_builders()["sum"]], [4]),
+     r"builders must be a dict .*got list"),
+    ("list of views to side_by_side", lambda: graphs.side_by_side([_view()]), r"views must be a dict .*got list"),
+    ("list of curves to plot_losses", lambda: __import__("helpers.rnn_compare").rnn_compare.plot_losses([[0.1]]),
+     r"curves must be a dict .*got list"),
+    ("string of sizes", lambda: timing.time_implementations(_builders(), "64,128"), r"sizes must be a list"),
+    ("string of layer names", lambda: validation.require_choices("GRU", "layers", ["GRU"]), r"got the string"),
+    ("string as a series", lambda: validation.require_series("0.1 0.2", "train"), r"must return a list of numbers"),
+    ("tuple as a mapping", lambda: validation.require_mapping((("a", 1),), "controls", "{name: control}"),
+     r"controls must be a dict"),
+    ("directory as an output file", lambda: validation.require_writable(".", "--out", ".json"), r"is a folder"),
+    ("output of the wrong kind", lambda: validation.require_writable("x.csv", "--out", ".json"), r"must end in \.json"),
+]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("call, pattern", [pytest.param(call, pattern, id=case_id)
+                                           for case_id, call, pattern in ARGUMENT_CLASSES])
+def test_each_class_of_bad_argument_is_refused_in_one_line(call, pattern):
+    with pytest.raises(LabInputError, match=pattern) as caught:
+        call()
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 600

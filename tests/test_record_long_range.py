@@ -38,10 +38,13 @@ def test_the_script_runs_the_notebooks_cells_and_writes_what_it_measured(tmp_pat
     assert recorded["loss_curve"][-1] == pytest.approx(losses[-1])
 
 
-def test_the_budget_skips_runs_but_keeps_the_file_honest(tmp_path):
+def test_the_budget_skips_runs_but_keeps_the_file_honest(tmp_path, monkeypatch):
+    script = _script()
+    clock = iter(range(10**6))  # each reading of the CPU clock one second later: the budget ends after run 1
+    monkeypatch.setattr(script.time, "process_time", lambda: float(next(clock)))
     out = tmp_path / "long.json"
-    _script().main(["--lengths", "4", "--steps", "2", "--seeds", "0", "1", "--hidden", "4", "--batch", "4",
-                    "--points", "2", "--budget-s", "0.3", "--out", str(out)])
+    assert script.main(["--lengths", "4", "--steps", "2", "--seeds", "0", "1", "--hidden", "4", "--batch", "4",
+                        "--points", "2", "--budget-s", "5", "--out", str(out)]) == 0
     data = rr.load_recorded(out)
     assert not data["meta"]["complete"] and len(data["skipped"]) + len(data["runs"]) == 6
 
