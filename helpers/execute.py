@@ -12,6 +12,7 @@ for exactly one cell timeout after a panel cell). ``BoundedPollClient`` never wa
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import math
@@ -147,11 +148,11 @@ def _checked_parameters(parameters: object) -> dict[str, object]:
     for name, value in parameters.items():
         if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
             raise LabInputError(f"parameter names are upper-case Python names such as SCALE; got {name!r}.")
-        try:
-            literal = eval(repr(value), {"__builtins__": {}})  # noqa: S307 - the repr of a plain value only
-        except Exception:
-            literal = object()
-        if literal != value:
+        try:  # the parameters cell gets NAME = repr(value), so the repr must read back as the same value
+            same = ast.literal_eval(repr(value)) == value
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            same = False
+        if not same:
             raise LabInputError(f"parameters[{name!r}] must be a plain value (str, number, bool, None, or lists/dicts "
                                 f"of them) whose repr reads back; got {type(value).__name__}.")
     return dict(parameters)
