@@ -1,6 +1,8 @@
 """Self-checks for exercises: they say whether an answer is right and, if not, how it differs."""
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -137,12 +139,23 @@ def _dense(tensor: torch.Tensor) -> torch.Tensor:
     return (tensor.to_dense() if tensor.layout != torch.strided else tensor).cpu()
 
 
+def _only_numbers(value: object) -> bool:
+    """Whether a nested list/tuple holds plain numbers only (no tensors, arrays or other objects)."""
+    if isinstance(value, (list, tuple)):
+        return all(_only_numbers(item) for item in value)
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
 def _as_array(value: object) -> torch.Tensor | None:
     """``value`` as a numeric tensor (tensors, NumPy arrays, numbers, nested lists of numbers), or None."""
     if isinstance(value, (str, bytes)) or value is None:
         return None
+    if isinstance(value, (list, tuple)) and not _only_numbers(value):
+        return None  # a sequence of tensors, e.g. (out, h): compared item by item, never merged into one
     try:
-        tensor = torch.as_tensor(value)
+        with warnings.catch_warnings():  # converting is a probe here; its warnings are not the learner's business
+            warnings.simplefilter("ignore")
+            tensor = torch.as_tensor(value)
     except Exception:
         return None
     if tensor.dtype == torch.bool or not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype in
