@@ -51,14 +51,14 @@ test: $(STAMP)
 check-env: $(STAMP)
 	@$(BIN)/python -m helpers.device
 
-# A finite per-cell and per-notebook timeout: widget notebooks can stall nbconvert forever otherwise.
-# scripts/run_with_timeout.py, not GNU timeout, which macOS and Windows lack.
+# helpers.execute runs a notebook in a fresh kernel with a finite per-cell timeout, keeps the widgets' state,
+# and polls the kernel in short bounded waits (nbclient#312: a missed reply after a panel cell stalled for a
+# whole cell timeout). It checks CELL_TIMEOUT and the path before running anything; run_with_timeout.py
+# (not GNU timeout, which macOS and Windows lack) holds each notebook to NOTEBOOK_TIMEOUT and checks it first.
 execute: $(STAMP)
 	@set -e; for nb in $(NOTEBOOKS); do \
-	  echo "executing $$nb"; start=$$(date +%s); \
-	  $(BIN)/python scripts/run_with_timeout.py $(NOTEBOOK_TIMEOUT) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) --ExecutePreprocessor.store_widget_state=True "$$nb"; \
-	  echo "  took $$(( $$(date +%s) - start )) s"; \
+	  $(BIN)/python scripts/run_with_timeout.py '$(NOTEBOOK_TIMEOUT)' \
+	    $(BIN)/python -m helpers.execute --in-place --cell-timeout '$(CELL_TIMEOUT)' "$$nb"; \
 	done
 
 # How firmly each checked verdict holds: every notebook executed VERDICT_RUNS times, run 2 with every core

@@ -12,6 +12,8 @@
 - ``exercises``: self-checks for exercises
 - ``reference``: recorded reference timings in data/reference/
 - ``bench``: ``python -m helpers.bench`` (``make bench``), which records them
+- ``integrity``: recorded JSON files under data/ signed by their recording command, verified on load
+- ``execute``: ``python -m helpers.execute`` (``make execute``): a notebook in a fresh kernel, no nbclient#312 stall
 """
 from helpers.validation import LabInputError
 

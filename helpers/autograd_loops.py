@@ -18,7 +18,7 @@ import torch
 
 from helpers.exercises import CheckResult
 from helpers.profiling import dispatch_counts
-from helpers.validation import LabInputError, describe_error, require_callable, require_tensor
+from helpers.validation import LabInputError, describe_error, require_callable, require_tensor, run_specimen
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,10 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
         raise LabInputError(f"inputs and targets need the same number of time steps (at least 1); "
                             f"got {len(inputs)} and {len(targets)}.")
     steps = len(inputs)
-    model = make_model()
+    model = run_specimen(make_model, "make_model")
+    if not isinstance(model, torch.nn.Module):
+        raise LabInputError(f"make_model must return a fresh torch.nn.Module; it returned {type(model).__name__}. "
+                            "End it with return model (e.g. lambda: SimpleRNN(1, 8)).")
     reference = copy.deepcopy(model) if init_hidden is not None else None
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)

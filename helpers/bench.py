@@ -27,14 +27,15 @@ from pathlib import Path
 import torch
 
 from helpers.device import cpu_name, pick_device
-from helpers.reference import REFERENCE_DIR
+from helpers.execute import MAX_CELL_TIMEOUT_S, execute_notebook, inject_parameters  # noqa: F401 (re-exported)
+from helpers.integrity import write_json_signed
+from helpers.reference import REFERENCE_DIR, REFERENCE_WRITER
 from helpers.timing import TimingRecord
-from helpers.validation import LabInputError, require_choice
+from helpers.validation import LabInputError, one_line, require_choice, require_writable
 
 SCALES = ("notebook", "reference")
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 _RECORD_CALL = re.compile(r"bench_record\(\s*BENCH_OUT\s*,\s*[fr]?[\"'](nb\d\d\.[^\"']+)[\"']")
-MAX_CELL_TIMEOUT_S = 3 * 3600
 
 
 def bench_record(out: str | os.PathLike | None, name: str, records: Sequence[TimingRecord], *, size_name: str,
@@ -136,60 +137,24 @@ def recorded_names(notebook: Path) -> list[str]:
     return list(dict.fromkeys(_RECORD_CALL.findall(source)))
 
 
-def inject_parameters(nb, **values: object):
-    """Replace the source of the notebook's cell tagged ``parameters`` with ``NAME = repr(value)`` lines.
-
-    Args:
-        nb: an ``nbformat`` notebook node (modified in place).
-        values: the parameters, e.g. ``SCALE="reference"``.
-
-    Returns:
-        The same notebook node.
-
-    Raises:
-        LabInputError: when no cell is tagged ``parameters``, or a value is not a known parameter there.
-
-    Example:
-        >>> import nbformat
-        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("SCALE = 'notebook'",
-        ...                                                                 metadata={"tags": ["parameters"]})])
-        >>> inject_parameters(nb, SCALE="reference").cells[0].source
-        "# Parameters injected by python -m helpers.bench\\nSCALE = 'reference'"
-    """
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise LabInputError(f"a notebook run by the bench needs exactly one cell tagged 'parameters'; found "
-                            f"{len(cells)}. Add the parameters cell described in notebooks/README.md.")
-    declared = set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*=", cells[0].source, flags=re.M))
-    unknown = set(values) - declared
-    if unknown:
-        raise LabInputError(f"the parameters cell does not declare {sorted(unknown)}; it declares {sorted(declared)}.")
-    cells[0].source = "\n".join(["# Parameters injected by python -m helpers.bench"]
-                                + [f"{name} = {value!r}" for name, value in values.items()])
-    return nb
-
-
 def run_notebook(path: Path, *, scale: str, device: str, out: Path, cell_timeout: float,
                  keep_executed: Path | None = None) -> None:
     """Execute one notebook in a fresh kernel with the bench's parameters; its records go to ``out``.
 
+    Goes through ``helpers.execute.execute_notebook`` (bounded shell polling: no nbclient#312 stall).
+
     Raises:
         LabInputError: when the notebook has no parameters cell or a cell fails (the cell's error is named).
     """
-    import nbclient
     import nbformat
 
-    nb = inject_parameters(nbformat.read(path, as_version=4), SCALE=scale, DEVICE=device, BENCH_OUT=str(out))
-    client = nbclient.NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                                     resources={"metadata": {"path": str(path.parent)}})
+    nb = nbformat.read(path, as_version=4)
     try:
-        client.execute()
-    except nbclient.exceptions.CellExecutionError as error:
-        summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise LabInputError(f"{path.name} failed while recording: {summary}") from None
-    except nbclient.exceptions.CellTimeoutError:
-        raise LabInputError(f"{path.name}: a cell ran longer than {cell_timeout:.0f} s; "
-                            "raise --cell-timeout or record fewer notebooks.") from None
+        execute_notebook(nb, cell_timeout=cell_timeout, cwd=path.parent,
+                         parameters={"SCALE": scale, "DEVICE": device, "BENCH_OUT": str(out)})
+    except LabInputError as error:
+        raise LabInputError(f"{path.name} failed while recording: {error} (--cell-timeout sets a cell's limit)"
+                            ) from None
     finally:
         if keep_executed is not None:
             keep_executed.mkdir(parents=True, exist_ok=True)
@@ -246,9 +211,10 @@ def default_output(meta: dict) -> Path:
 
 
 def write_document(document: dict, out: Path) -> Path:
-    """Write the JSON document atomically (a temporary file in the same folder, then a rename).
+    """Write the JSON document atomically with its SHA-256 (``helpers.integrity.write_json_signed``).
 
-    A run that is interrupted never leaves a truncated file where the notebooks would read it.
+    A run that is interrupted never leaves a truncated file where the notebooks would read it, and a file
+    edited afterwards is refused when it is loaded.
 
     Example:
         >>> import tempfile, pathlib
@@ -256,17 +222,7 @@ def write_document(document: dict, out: Path) -> Path:
         >>> write_document({"meta": {}, "experiments": {}}, target).read_text().startswith("{")
         True
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(json.dumps(document, indent=1) + "\n")
-        os.replace(temporary, out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return out
+    return write_json_signed(out, document, writer=REFERENCE_WRITER)
 
 
 def _thread_summary(experiments: dict[str, dict]) -> int | str | None:
@@ -293,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise LabInputError(f"--cell-timeout must be a number of seconds in (0, {MAX_CELL_TIMEOUT_S}]; "
                                 f"got {args.cell_timeout}.")
         notebooks = find_notebooks(args.notebooks)
+        if not args.list:  # before any notebook runs: a bad --out must not cost a whole recording
+            require_writable(args.out if args.out is not None else REFERENCE_DIR / "new.json", "--out", suffix=".json")
+            if args.keep_executed is not None and args.keep_executed.exists() and not args.keep_executed.is_dir():
+                raise LabInputError(f"--keep-executed {str(args.keep_executed)!r} is a file; name a folder.")
         if args.list:
             for path in notebooks:
                 print(f"{path.name}: {', '.join(recorded_names(path)) or '(records nothing)'}")
@@ -319,7 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     meta.update(threads=_thread_summary(experiments), scale=args.scale, command=command,
                 notebooks=[p.name for p in notebooks])
-    out = write_document({"meta": meta, "experiments": experiments}, args.out or default_output(meta))
+    try:
+        out = write_document({"meta": meta, "experiments": experiments}, args.out or default_output(meta))
+    except (OSError, LabInputError) as error:
+        print(f"bench: could not write the recording ({one_line(str(error), 200)}).", file=sys.stderr)
+        return 2
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

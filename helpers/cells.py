@@ -80,11 +80,20 @@ def step_through(run_loop: RunLoop, cell: nn.Module, sequence: torch.Tensor, ste
         raise LabInputError(f"cell must be a recurrent cell with a hidden_size; got {type(cell).__name__}.")
     with torch.no_grad():
         if step:
-            outputs = run_specimen(run_loop, "the cell loop", cell, sequence[None, :step])[0]
+            result = run_specimen(run_loop, "the cell loop", cell, sequence[None, :step])
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise LabInputError(f"run_loop must return a pair (outputs, state) like nn.RNN; got "
+                                    f"{type(result).__name__}" + (f" of {len(result)} items" if isinstance(
+                                        result, (tuple, list)) else "") + ". End the loop with: return outputs, h")
+            outputs = result[0]
             if not isinstance(outputs, torch.Tensor) or outputs.shape != (1, step, hidden_size):
                 raise LabInputError(f"run_loop must return outputs of shape (1, {step}, {hidden_size}) first; "
                                     f"got {getattr(outputs, 'shape', type(outputs).__name__)}.")
             hidden = outputs[0]
+            bad = ~torch.isfinite(hidden)
+            if bool(bad.any()):
+                raise LabInputError(f"the cell loop returned NaN or infinity at step {int(bad.any(dim=1).nonzero()[0])} "
+                                    "(counting from 0); look at what the loop computes there.")
         else:
             hidden = torch.zeros(0, hidden_size)
     return StepTrace(sequence.detach().clone(), hidden.detach().clone(), step)

@@ -1,6 +1,8 @@
 """Self-checks for exercises: they say whether an answer is right and, if not, how it differs."""
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +40,8 @@ def _expected_tensor(expected: object, name: str) -> torch.Tensor:
     except Exception:
         raise LabInputError(f"expected for {name!r} must be a tensor, a number or a nested tuple of them; got "
                             f"{type(expected).__name__}.") from None
+    if want.device.type == "meta":
+        raise LabInputError(f"expected for {name!r} is a meta tensor, which holds no values to compare with.")
     if not (want.is_floating_point() or want.is_complex() or want.dtype in
             (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
         raise LabInputError(f"expected for {name!r} has dtype {want.dtype}, which check_close cannot compare.")
@@ -55,6 +59,11 @@ def _not_answered(name: str) -> CheckResult:
 def check_close(answer: object, expected: object, name: str = "answer",
                 atol: float = 1e-6, rtol: float = 1e-5) -> CheckResult:
     """Check a numeric answer (tensor, number or nested tuple) against the expected value.
+
+    Tensors, NumPy arrays, numbers and nested lists of numbers holding the same values pass against each other
+    (an expected ``[1.0, 2.0]`` accepts ``torch.tensor([1.0, 2.0])``); a sequence that is not one rectangular
+    array, such as ``(out, (h, c))``, is checked item by item. Complex values are compared as complex numbers,
+    so an imaginary part is never dropped.
 
     Args:
         answer: the learner's value; None or ``...`` means "not answered yet".
@@ -81,11 +90,15 @@ def check_close(answer: object, expected: object, name: str = "answer",
     if isinstance(expected, (tuple, list)) and not expected:
         raise LabInputError(f"expected for {name!r} is an empty sequence, so any empty answer would pass; give "
                             "the values the answer must match.")
-    if not isinstance(expected, (tuple, list)):
+    # A list of numbers is one array of values: a tensor answer is compared with it as a tensor. Only a
+    # sequence that is not one rectangular array (e.g. (out, (h, c))) is compared item by item.
+    itemwise = isinstance(expected, (tuple, list)) and (
+        isinstance(answer, (tuple, list)) or _as_array(expected) is None)
+    if not itemwise:
         want = _expected_tensor(expected, name)
     if answer is None or answer is Ellipsis:
         return _not_answered(name)
-    if isinstance(expected, (tuple, list)):
+    if itemwise:
         if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):
             return CheckResult(name, False, f"expected a sequence of {len(expected)} items; got {type(answer).__name__}"
                                + (f" of {len(answer)}" if isinstance(answer, (tuple, list)) else "") + ".")
@@ -94,14 +107,17 @@ def check_close(answer: object, expected: object, name: str = "answer",
             if not part.passed:
                 return CheckResult(name, False, f"item {i}: {part.message}")
         return CheckResult(name, True, f"correct (all {len(expected)} items within atol={atol:g}, rtol={rtol:g}).")
-    try:
-        got = torch.as_tensor(answer)
-        got.double()
-    except Exception:
+    got = _as_array(answer)
+    if got is None:
         return CheckResult(name, False, f"expected a tensor or number; got {type(answer).__name__}.")
+    if got.device.type == "meta":
+        return CheckResult(name, False, "the answer is a meta tensor, which has a shape but no values; compute it on "
+                           "the CPU or GPU.")
     if got.shape != want.shape:
         return CheckResult(name, False, f"shape {tuple(got.shape)} but expected {tuple(want.shape)}.")
-    got64, want64 = got.detach().double().cpu(), want.detach().double().cpu()
+    # complex128 whenever either side is complex: a float comparison would drop an imaginary part (1+5j ~ 1.0)
+    wide = torch.complex128 if (got.is_complex() or want.is_complex()) else torch.float64
+    got64, want64 = _dense(got).to(wide), _dense(want).to(wide)
     close = torch.isclose(got64, want64, atol=atol, rtol=rtol)
     if bool(close.all()):
         return CheckResult(name, True, f"correct (within atol={atol:g}, rtol={rtol:g}).")
@@ -109,15 +125,51 @@ def check_close(answer: object, expected: object, name: str = "answer",
     flat = int(diff.reshape(-1).argmax()) if diff.numel() else 0
     index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape)) if diff.dim() else ()
     return CheckResult(name, False, f"{int((~close).sum())} of {close.numel()} elements differ; largest |difference| "
-                       f"{float(diff.max()):.3g} at index {index} (got {float(got64[index]):.6g}, "
-                       f"expected {float(want64[index]):.6g})")
+                       f"{float(diff.max()):.3g} at index {index} (got {_show(got64[index])}, "
+                       f"expected {_show(want64[index])})")
+
+
+def _show(value: torch.Tensor) -> str:
+    number = value.item()
+    return f"{number:.6g}" if not isinstance(number, complex) else f"{number.real:.6g}{number.imag:+.6g}j"
+
+
+def _dense(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.detach()
+    return (tensor.to_dense() if tensor.layout != torch.strided else tensor).cpu()
+
+
+def _only_numbers(value: object) -> bool:
+    """Whether a nested list/tuple holds plain numbers only (no tensors, arrays or other objects)."""
+    if isinstance(value, (list, tuple)):
+        return all(_only_numbers(item) for item in value)
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
+
+
+def _as_array(value: object) -> torch.Tensor | None:
+    """``value`` as a numeric tensor (tensors, NumPy arrays, numbers, nested lists of numbers), or None."""
+    if isinstance(value, (str, bytes)) or value is None:
+        return None
+    if isinstance(value, (list, tuple)) and not _only_numbers(value):
+        return None  # a sequence of tensors, e.g. (out, h): compared item by item, never merged into one
+    try:
+        with warnings.catch_warnings():  # converting is a probe here; its warnings are not the learner's business
+            warnings.simplefilter("ignore")
+            tensor = torch.as_tensor(value)
+    except Exception:
+        return None
+    if tensor.dtype == torch.bool or not (tensor.is_floating_point() or tensor.is_complex() or tensor.dtype in
+                                          (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        return None
+    return tensor
 
 
 def check_equal(answer: object, expected: object, name: str = "answer") -> CheckResult:
-    """Check an exact answer (an int, a string, a shape, a bool).
+    """Check an exact answer (an int, a string, a shape, a bool, a NumPy array of integers).
 
-    A tensor answer passes when it equals the expected value exactly (``torch.tensor(12) == 12``); for
-    tensors compared with a tolerance use ``check_close``.
+    A tensor answer passes when it equals the expected value exactly (``torch.tensor(12) == 12``); arrays are
+    equal when every element is; ``True`` does not count as ``1``. For tensors compared with a tolerance use
+    ``check_close``.
 
     Raises:
         LabInputError: when ``expected`` is a tensor (use ``check_close``) or None.
@@ -135,21 +187,38 @@ def check_equal(answer: object, expected: object, name: str = "answer") -> Check
                             "give the right answer.")
     if answer is None or answer is Ellipsis:
         return _not_answered(name)
-    try:
-        equal = answer == expected
-        if isinstance(equal, torch.Tensor):
-            equal = equal.numel() == 1 and bool(equal)
-        equal = bool(equal)
-    except Exception:  # an answer that cannot be compared (e.g. a tensor of several values against a number)
-        equal = False
+    equal = _exactly_equal(answer, expected)
     if equal:
         return CheckResult(name, True, f"correct ({expected!r}).")
     if isinstance(answer, torch.Tensor):
         return CheckResult(name, False, f"got a tensor of shape {tuple(answer.shape)}, expected {expected!r}.")
     hint = ""
-    if isinstance(answer, (int, float)) and isinstance(expected, (int, float)) and expected:
+    if (isinstance(answer, (int, float)) and isinstance(expected, (int, float)) and expected
+            and not isinstance(answer, bool) and not isinstance(expected, bool)):
         hint = f" Your value is {answer / expected:.3g}× the expected one."
     return CheckResult(name, False, f"got {answer!r}, expected {expected!r}.{hint}")
+
+
+def _exactly_equal(answer: object, expected: object) -> bool:
+    """Exact equality that arrays answer as one verdict (NumPy's ``==`` gives an array, ``bool`` of it raises)."""
+    if isinstance(answer, bool) != isinstance(expected, bool):
+        return False  # True is not the count 1, nor 1 a yes
+    if hasattr(answer, "shape") or hasattr(expected, "shape"):  # NumPy arrays and scalars, tensors
+        import numpy as np
+
+        try:
+            got = answer.detach().cpu().numpy() if isinstance(answer, torch.Tensor) else np.asarray(answer)
+            want = np.asarray(expected)
+        except Exception:
+            return False
+        if got.dtype.kind in "OUSV" or want.dtype.kind in "OUSV":  # objects or text: compare as Python values
+            return got.shape == want.shape and got.tolist() == want.tolist()
+        return got.size == want.size and (got.shape == want.shape or want.ndim == 0) and bool(np.array_equal(
+            got.reshape(want.shape), want))
+    try:
+        return bool(answer == expected)
+    except Exception:  # an answer that cannot be compared with it is not equal to it
+        return False
 
 
 def check_raises(fn: object, expected: type[BaseException] = Exception, name: str = "call",

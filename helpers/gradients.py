@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from helpers.validation import (LabInputError, describe_error, require_callable, require_finite, require_number,
+from helpers.validation import (LabInputError, require_callable, require_finite, require_number,
                                 require_scalar_loss, require_tensor, run_specimen)
 
 FLOAT64_REFERENCE = "float64 reference"
@@ -95,25 +95,27 @@ def _gradients(model: nn.Module, inputs: Sequence[torch.Tensor], loss_fn: Callab
     leaves = [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
     model.zero_grad(set_to_none=True)
     try:
-        output = model(*leaves)
-    except LabInputError:
-        raise
-    except Exception as error:  # torch's shape/dtype errors, a wrong number of inputs, a bug in the model
-        shapes = ", ".join(f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')}" for x in leaves)
-        message = " ".join(str(error).split())[:300]
-        hint = (" Pass inputs in the layout the models expect (e.g. (batch, time, features) for batch_first "
-                "modules)." if any(word in message for word in ("shape", "size", "dimension", "mat1")) else "")
-        raise LabInputError(f"models[{name!r}] failed on inputs of shape {shapes}: {describe_error(error)}.{hint}"
-                            ) from None
+        output = run_specimen(model, f"models[{name!r}]", *leaves)
+    except LabInputError as error:
+        if not any(word in str(error.__context__) for word in ("shape", "size", "dimension", "mat1")):
+            raise
+        refusal = error
+    else:
+        refusal = None
+    if refusal is not None:  # a layout mistake: add the likely fix, keep the learner's error reachable
+        hinted = LabInputError(f"{refusal} Pass inputs in the layout the models expect (e.g. (batch, time, "
+                               "features) for batch_first modules).")
+        hinted.__context__ = refusal.__context__
+        raise hinted
     loss = run_specimen(loss_fn, f"loss_fn on the output of {name!r}", output)
     try:
         require_scalar_loss(loss, f"loss of {name!r}")
     except LabInputError as error:
         raise LabInputError(f"{error} (loss_fn turns the model's output into the loss.)") from None
-    loss.backward()
+    run_specimen(loss.backward, f"backward through models[{name!r}]")
     grads = {}
     for i, leaf in enumerate(leaves):
-        if leaf.requires_grad:
+        if leaf.grad is not None:  # None: the model does not use this input (then it has no gradient to compare)
             grads["input" if len(leaves) == 1 else f"input[{i}]"] = leaf.grad
     for pname, param in model.named_parameters():
         if param.grad is not None:
@@ -308,15 +310,25 @@ def max_abs_diff(a: object, b: object) -> float:
         The largest ``|a - b|`` over every element (0.0 for empty tensors).
 
     Raises:
-        LabInputError: for different shapes or structures.
+        LabInputError: for different shapes or structures, or a NaN or infinity in either (the message says
+            which side and where).
 
     Example:
         >>> max_abs_diff((torch.ones(2), torch.zeros(3)), (torch.ones(2), torch.full((3,), 0.5)))
         0.5
     """
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        require_tensor(a, "the first tensor")
+        require_tensor(b, "the second tensor")
         if a.shape != b.shape:
             raise LabInputError(f"cannot compare shapes {tuple(a.shape)} and {tuple(b.shape)}.")
+        for side, tensor in (("first", a), ("second", b)):  # NaN - NaN is NaN, and NaN < 1e-6 prints a bare False
+            bad = ~torch.isfinite(tensor.detach()) if tensor.is_floating_point() or tensor.is_complex() else None
+            if bad is not None and bool(bad.any()):
+                where = tuple(int(i) for i in bad.nonzero()[0].tolist())
+                raise LabInputError(f"the {side} tensor holds NaN or infinity ({int(bad.sum())} of {tensor.numel()} "
+                                    f"values, the first at index {where}), so no difference can be measured; find "
+                                    "where it comes from (e.g. torch.isnan(x).nonzero()).")
         return float((a.detach().double() - b.detach().double().to(a.device)).abs().max()) if a.numel() else 0.0
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
         return max((max_abs_diff(p, q) for p, q in zip(a, b)), default=0.0)

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import signal
+import subprocess
 import warnings
 from collections import Counter
 from collections.abc import Mapping
@@ -12,14 +15,17 @@ import matplotlib
 
 import torch
 
-from helpers.validation import LabInputError, require_positive_int, require_tensor
+from helpers.validation import LabInputError, one_line, require_mapping, require_positive_int, require_tensor
 
 DOT_HINT = ("graphviz's 'dot' program is not installed, so this is a simplified drawing. For the full torchviz "
             "view install graphviz ('sudo apt-get install graphviz', 'brew install graphviz' or "
             "'conda install -c conda-forge graphviz') and restart the kernel.")
 DEFAULT_MAX_NODES = 120
-MAX_DRAWN_NODES = 2000  # graphviz needs minutes and the picture is unreadable beyond this
+MAX_DRAWN_NODES = 2000  # the picture is unreadable beyond this
 MAX_SIDE_BY_SIDE = 6
+# graphviz's layout grows steeply with an RNN loop's graph (measured: 1.7 s at 122 nodes, 36-71 s at 182,
+# over 300 s at 242), so dot gets this long before the summary is shown instead
+LAYOUT_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,10 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
+class LayoutTooSlow(Exception):
+    """graphviz did not lay the graph out within ``LAYOUT_TIMEOUT_S``."""
+
+
 def _torchviz_png(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None) -> bytes:
     with warnings.catch_warnings():  # torchviz 0.0.3 compares versions with distutils; not the learner's concern
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -115,7 +125,22 @@ def _torchviz_png(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | Non
 
         graph = make_dot(tensor, params=dict(params or {}))
     graph.graph_attr.update(size="7,7", dpi="80")
-    return graph.pipe(format="png")
+    # dot run here rather than through graph.pipe, which has no time limit
+    posix = os.name == "posix"
+    process = subprocess.Popen([shutil.which("dot") or "dot", "-Tpng"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=posix)
+    try:
+        png, errors = process.communicate(graph.source.encode("utf-8"), timeout=LAYOUT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        if posix:  # the whole group: a wrapper script around dot must not leave dot running
+            os.killpg(process.pid, signal.SIGKILL)
+        else:
+            process.kill()
+        process.communicate()
+        raise LayoutTooSlow from None
+    if process.returncode != 0 or not png:
+        raise RuntimeError(one_line(errors.decode("utf-8", "replace") or f"dot exited with {process.returncode}"))
+    return png
 
 
 def _figure_png(fig) -> bytes:
@@ -153,11 +178,12 @@ def _matplotlib_png(tensor: torch.Tensor, title: str) -> bytes:
     ax.set_xlim(-0.05, 1.05)
     ax.set_ylim(1 - deepest - 0.7, 0.7)
     ax.axis("off")
-    ax.set_title(title + "\n(simplified drawing: arrows follow the forward pass as in torchviz; leaves in blue)", fontsize=9)
+    ax.set_title(title + "\n(simplified drawing: arrows follow the forward pass as in torchviz; leaves in blue)", fontsize=9,
+                 parse_math=False)  # a "$" in a learner's title is text, not the start of a formula
     return _figure_png(fig)
 
 
-def _summary_png(stats: GraphStats, title: str, max_nodes: int) -> bytes:
+def _summary_png(stats: GraphStats, title: str, reason: str) -> bytes:
     import matplotlib.pyplot as plt
 
     names, counts = zip(*stats.node_types.most_common())
@@ -165,7 +191,7 @@ def _summary_png(stats: GraphStats, title: str, max_nodes: int) -> bytes:
     ax.barh(names, counts, color="tab:blue")
     ax.invert_yaxis()
     ax.set_xlabel("number of nodes")
-    ax.set_title(f"{title}: {stats.nodes} nodes (over the drawing cap of {max_nodes}); node types", fontsize=9)
+    ax.set_title(f"{title}: {stats.nodes} nodes ({reason}); node types", fontsize=9, parse_math=False)
     return _figure_png(fig)
 
 
@@ -199,12 +225,13 @@ def draw_graph(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None =
 
     Uses torchviz's ``make_dot`` when graphviz's ``dot`` program is installed; otherwise draws the
     same nodes with matplotlib and adds a hint on installing graphviz. Graphs with more than
-    ``max_nodes`` nodes are summarised as a bar chart of node types instead of drawn.
+    ``max_nodes`` nodes, and graphs graphviz cannot lay out within ``LAYOUT_TIMEOUT_S``, are summarised as
+    a bar chart of node types instead, with a one-line hint saying which and what to do.
 
     Args:
         tensor: a result with a ``grad_fn``.
         params: optional ``{name: parameter}`` so torchviz labels leaves (e.g. ``dict(model.named_parameters())``).
-        title: a caption for the fallback drawings.
+        title: a caption for the fallback drawings (plain text: ``$`` is not mathtext).
         max_nodes: the size cap, at most ``MAX_DRAWN_NODES``.
 
     Returns:
@@ -227,14 +254,24 @@ def draw_graph(tensor: torch.Tensor, params: Mapping[str, torch.Tensor] | None =
         raise LabInputError(f"title must be a string; got {type(title).__name__}.")
     stats = graph_stats(tensor)
     if stats.nodes > max_nodes:
-        return GraphView(_summary_png(stats, title, max_nodes), stats, "summary",
-                         f"The graph has {stats.nodes} nodes; raise max_nodes to draw it in full.")
+        if stats.nodes > MAX_DRAWN_NODES:
+            hint = (f"The graph has {stats.nodes} nodes, over the {MAX_DRAWN_NODES:,} that can be drawn readably; "
+                    "this summary of its node types is the whole view.")
+        else:
+            hint = (f"The graph has {stats.nodes} nodes; draw_graph(..., max_nodes={stats.nodes}) tries to draw it "
+                    f"in full (graphviz gets {LAYOUT_TIMEOUT_S:g} s to lay it out, then this summary is shown).")
+        return GraphView(_summary_png(stats, title, f"over max_nodes={max_nodes}"), stats, "summary", hint)
     if dot_available():
         try:
             return GraphView(_torchviz_png(tensor, params), stats, "graphviz")
+        except LayoutTooSlow:
+            return GraphView(_summary_png(stats, title, f"graphviz's layout took over {LAYOUT_TIMEOUT_S:g} s"), stats,
+                             "summary", f"graphviz could not lay out {stats.nodes} nodes within {LAYOUT_TIMEOUT_S:g} s, "
+                             "so this is a summary of the node types; a shorter sequence draws in full.")
         except Exception as error:  # a broken graphviz install must not stop the lesson
             return GraphView(_matplotlib_png(tensor, title), stats, "matplotlib",
-                             f"graphviz failed ({type(error).__name__}: {error}); showing a simplified drawing.")
+                             f"graphviz failed ({one_line(f'{type(error).__name__}: {error}', 200)}); "
+                             "showing a simplified drawing.")
     return GraphView(_matplotlib_png(tensor, title), stats, "matplotlib", DOT_HINT)
 
 
@@ -248,10 +285,7 @@ def side_by_side(views: Mapping[str, GraphView]) -> bytes:
     """
     import matplotlib.pyplot as plt
 
-    if not isinstance(views, Mapping):
-        raise LabInputError(f"views must be a dict {{caption: GraphView}}; got {type(views).__name__}.")
-    if not views:
-        raise LabInputError("side_by_side needs at least one graph, e.g. {'loop': view1, 'reshape': view2}.")
+    views = require_mapping(views, "views", "{caption: GraphView}, e.g. {'loop': view1, 'reshape': view2}")
     if len(views) > MAX_SIDE_BY_SIDE:
         raise LabInputError(f"side_by_side shows at most {MAX_SIDE_BY_SIDE} graphs in one row (they get too small "
                             f"to read); got {len(views)}. Split them over several calls.")
@@ -261,6 +295,6 @@ def side_by_side(views: Mapping[str, GraphView]) -> bytes:
     fig, axes = plt.subplots(1, len(views), figsize=(5 * len(views), 6), squeeze=False)
     for ax, (name, view) in zip(axes[0], views.items()):
         ax.imshow(matplotlib.image.imread(io.BytesIO(view.png), format="png"))
-        ax.set_title(f"{name}: {view.stats.nodes} nodes, depth {view.stats.depth}", fontsize=10)
+        ax.set_title(f"{name}: {view.stats.nodes} nodes, depth {view.stats.depth}", fontsize=10, parse_math=False)
         ax.axis("off")
     return _figure_png(fig)

@@ -65,6 +65,9 @@ def profile_ops(fn: Callable[[], object], prefixes: Sequence[str] | None = None,
     Returns:
         A list of ``OpCount``, most frequent first (ties by name).
 
+    Raises:
+        LabInputError: for a non-callable ``fn``, or when ``fn`` fails (the message names its error and line).
+
     Example:
         >>> w, x = torch.randn(3, 2), torch.randn(5, 4, 2)
         >>> for op in profile_ops(lambda: [x_t @ w.T for x_t in x.unbind(0)], prefixes=("aten::mm",)): print(op)
@@ -80,9 +83,9 @@ def profile_ops(fn: Callable[[], object], prefixes: Sequence[str] | None = None,
     if prefixes is None:
         prefixes = () if kernels else ("aten::",)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-    fn()
+    run_specimen(fn, "the function profile_ops runs (its warm-up call)")
     with _native_stderr_silenced(), profile(activities=activities, record_shapes=not kernels) as prof:
-        fn()
+        run_specimen(fn, "the function profile_ops runs")
         if dev.type == "cuda":
             torch.cuda.synchronize()
     counts: Counter = Counter()

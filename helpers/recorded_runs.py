@@ -5,37 +5,128 @@ training cells for longer than a lesson can wait; the notebook shows the file be
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from helpers.integrity import DataFileError, read_json_verified
 from helpers.validation import LabInputError
 
 RECORDED_PATH = Path(__file__).resolve().parents[1] / "data" / "recorded" / "long_range.json"
+RECORDED_WRITER = "python scripts/record_long_range.py"  # named whenever the file is refused
 LAYER_ORDER = ("RNN", "LSTM", "GRU")
+RUN_KEYS = ("layer_type", "seq_len", "seed", "steps", "steps_to_learn", "relative_mse", "seconds_per_step",
+            "loss_steps", "loss_curve")
 
 
 def load_recorded(path: Path | str | None = None) -> dict:
     """The file ``scripts/record_long_range.py`` wrote: ``{"meta": ..., "settings": ..., "runs": [...]}``.
 
+    The file's SHA-256 (``helpers.integrity``) must match, and its layout and numbers must agree with its own
+    settings (every run a recorded layer, length and seed; loss curves of the recorded number of finite points).
+
     Raises:
-        LabInputError: when the file is missing or unreadable (with the command that writes it).
+        LabInputError: one line naming the file, what is wrong and the command that records it again.
 
     Example:
         >>> sorted(load_recorded())[:3]
         ['meta', 'runs', 'settings']
     """
     path = Path(path) if path is not None else RECORDED_PATH
+    data = read_json_verified(path, RECORDED_WRITER)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabInputError(f"{path} does not exist; write it with 'python scripts/record_long_range.py'.") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise LabInputError(f"{path} is not readable JSON ({error}); rewrite it with scripts/record_long_range.py.")
-    for key in ("meta", "settings", "runs"):
-        if key not in data:
-            raise LabInputError(f"{path} lacks {key!r}; rewrite it with scripts/record_long_range.py.")
+        check_recorded(data)
+    except ValueError as problem:
+        raise DataFileError(path, str(problem), RECORDED_WRITER) from None
+    return data
+
+
+def _number(value: object, where: str, low: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
+        raise ValueError(f"{where} is {value!r}, not a finite number >= {low:g}")
+    return float(value)
+
+
+def _integer(value: object, where: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{where} is {value!r}, not an integer >= {low}")
+    return value
+
+
+def _integers(value: object, where: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where} is {value!r}, not a non-empty list")
+    return [_integer(v, f"{where}[{i}]", low=0) for i, v in enumerate(value)]
+
+
+def check_recorded(data: object) -> dict:
+    """Check a recorded file's layout and that its runs agree with its settings; ``ValueError`` says what is not.
+
+    Example:
+        >>> check_recorded({"meta": {}, "settings": {}, "runs": []})
+        Traceback (most recent call last):
+        ...
+        ValueError: meta lacks ['command', 'cpu', 'date', 'device', 'torch']
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"the top level is a {type(data).__name__}, not an object")
+    missing = [key for key in ("meta", "settings", "runs") if not isinstance(data.get(key), (dict, list))]
+    if missing:
+        raise ValueError(f"it lacks {missing} (it has {sorted(data)})")
+    meta, settings, runs = data["meta"], data["settings"], data["runs"]
+    if not isinstance(meta, dict) or not isinstance(settings, dict) or not isinstance(runs, list):
+        raise ValueError("meta and settings must be objects and runs a list")
+    absent = sorted({"date", "torch", "cpu", "device", "command"} - set(meta))
+    if absent:
+        raise ValueError(f"meta lacks {absent}")
+    if meta["device"] != "cpu" or meta.get("cuda"):
+        raise ValueError(f"meta.device is {meta['device']!r} (CUDA {meta.get('cuda')!r}); the recording trains "
+                         "on the CPU, one thread")
+    lengths, seeds = _integers(settings.get("lengths"), "settings.lengths"), _integers(settings.get("seeds"), "settings.seeds")
+    layers = settings.get("layers")
+    if not isinstance(layers, list) or not layers or any(layer not in LAYER_ORDER for layer in layers):
+        raise ValueError(f"settings.layers is {layers!r}, not a list from {list(LAYER_ORDER)}")
+    steps = _integer(settings.get("steps"), "settings.steps")
+    points = _integer(settings.get("loss_points"), "settings.loss_points")
+    if not runs:
+        raise ValueError("it holds no runs")
+    seen = set()
+    for i, run in enumerate(runs):
+        where = f"runs[{i}]"
+        if not isinstance(run, dict):
+            raise ValueError(f"{where} is a {type(run).__name__}, not an object")
+        absent = sorted(set(RUN_KEYS) - set(run))
+        if absent:
+            raise ValueError(f"{where} lacks {absent}")
+        if run["layer_type"] not in layers:
+            raise ValueError(f"{where}.layer_type {run['layer_type']!r} is not among settings.layers {layers}")
+        if run["seq_len"] not in lengths:
+            raise ValueError(f"{where}.seq_len {run['seq_len']!r} is not among settings.lengths {lengths}")
+        if run["seed"] not in seeds:
+            raise ValueError(f"{where}.seed {run['seed']!r} is not among settings.seeds {seeds}")
+        if run["steps"] != steps:
+            raise ValueError(f"{where}.steps {run['steps']!r} differs from settings.steps {steps}")
+        key = (run["layer_type"], run["seq_len"], run["seed"])
+        if key in seen:
+            raise ValueError(f"{where} repeats the run {key}")
+        seen.add(key)
+        learned = run["steps_to_learn"]
+        if learned is not None and (isinstance(learned, bool) or not isinstance(learned, int) or not 1 <= learned <= steps):
+            raise ValueError(f"{where}.steps_to_learn is {learned!r}, not null or a step in 1..{steps}")
+        _number(run["relative_mse"], f"{where}.relative_mse")
+        _number(run["seconds_per_step"], f"{where}.seconds_per_step")
+        loss_steps, curve = run["loss_steps"], run["loss_curve"]
+        if not isinstance(loss_steps, list) or not isinstance(curve, list) or len(loss_steps) != len(curve):
+            raise ValueError(f"{where}: loss_steps and loss_curve must be lists of the same length")
+        if not 1 <= len(curve) <= points:
+            raise ValueError(f"{where}.loss_curve has {len(curve)} points; settings.loss_points is {points}")
+        previous = 0
+        for k, step in enumerate(loss_steps):
+            if isinstance(step, bool) or not isinstance(step, int) or not previous < step <= steps:
+                raise ValueError(f"{where}.loss_steps[{k}] is {step!r}; steps must increase within 1..{steps}")
+            previous = step
+        for k, value in enumerate(curve):
+            _number(value, f"{where}.loss_curve[{k}]")
     return data
 
 

@@ -2,23 +2,25 @@
 
 Files are written by ``python -m helpers.bench`` (``make bench``) on the machine that measured them,
 with that machine's metadata. Nothing here invents a figure: no file, no figures. A file that cannot be
-read or does not have the expected layout is skipped with a one-line warning on stderr naming it, so one
-bad file never stops a notebook.
+read, was changed after ``make bench`` wrote it (its SHA-256, see ``helpers.integrity``), does not have the
+expected layout, or whose metadata contradicts its records (a device word that is not the device measured)
+is skipped with a one-line warning on stderr naming it, so one bad file never stops a notebook and no CPU
+figure is shown as a GPU one.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from helpers.integrity import DataFileError, read_json_verified
 from helpers.timing import MODES, TimingRecord
 from helpers.validation import LabInputError
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
-MAX_FILE_BYTES = 20 * 2**20  # a reference file is a few hundred kB; anything this large is not one
+REFERENCE_WRITER = "make bench"  # the command that records these files, named whenever one is refused
 META_REQUIRED = ("device", "device_name", "date", "torch")  # other metadata keys are kept as they come
 ENTRY_REQUIRED = ("size_name", "baseline", "records")
 ENTRY_OPTIONAL = ("name", "sizes", "fixed", "modes")
@@ -104,19 +106,36 @@ def _check_document(data: object) -> dict:
     return data
 
 
+def _check_consistency(data: dict) -> dict:
+    """The metadata must describe the records: a device word that names what the figures were measured on."""
+    meta = data["meta"]
+    device = meta["device"]
+    if device == "cpu" and (meta.get("cuda") or meta.get("cudnn")):
+        raise BadReferenceFile(f"meta.device is 'cpu' but the file names CUDA {meta.get('cuda')!r} / cuDNN "
+                               f"{meta.get('cudnn')!r}")
+    if device == "cpu" and meta.get("cpu_name") and meta["device_name"] != meta["cpu_name"]:
+        raise BadReferenceFile(f"meta.device is 'cpu' but device_name {meta['device_name']!r} is not the CPU "
+                               f"{meta['cpu_name']!r}")
+    if device == "cuda" and not (isinstance(meta.get("cuda"), str) and meta["cuda"]):
+        raise BadReferenceFile("meta.device is 'cuda' but the file names no CUDA version (meta.cuda)")
+    if device == "cuda" and meta.get("cpu_name") and meta["device_name"] == meta["cpu_name"]:
+        raise BadReferenceFile(f"meta.device is 'cuda' but device_name {meta['device_name']!r} is the CPU")
+    for name, entry in data["experiments"].items():
+        devices = sorted({r["device"] for r in entry["records"]})
+        if devices != [device]:
+            raise BadReferenceFile(f"experiments[{name!r}] was measured on {devices}, but meta.device is {device!r}")
+        for key, field in (("sizes", "size"), ("modes", "mode")):
+            if key in entry and sorted(entry[key]) != sorted({r[field] for r in entry["records"]}):
+                raise BadReferenceFile(f"experiments[{name!r}].{key} {entry[key]} does not match its records")
+    return data
+
+
 def _read(path: Path) -> dict:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise BadReferenceFile(f"it is {path.stat().st_size:,} bytes, too large for a reference file")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise BadReferenceFile(f"it cannot be read ({type(error).__name__}: {error.strerror or error})"
-                               if isinstance(error, OSError) else "it is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise BadReferenceFile(f"it is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
-    except RecursionError:
-        raise BadReferenceFile("it is nested too deeply to be a reference file") from None
-    return _check_document(data)
+        data = read_json_verified(path, REFERENCE_WRITER)
+    except DataFileError as error:
+        raise BadReferenceFile(error.reason) from None
+    return _check_consistency(_check_document(data))
 
 
 def _warn_skipped(path: Path, reason: str) -> None:
@@ -124,7 +143,7 @@ def _warn_skipped(path: Path, reason: str) -> None:
         shown = path.relative_to(Path.cwd())
     except ValueError:
         shown = path
-    print(f"⚠ skipped reference file {shown}: {reason}. Delete it, or re-record it with make bench.",
+    print(f"⚠ skipped reference file {shown}: {reason}. Delete it, or re-record it with {REFERENCE_WRITER}.",
           file=sys.stderr)
 
 

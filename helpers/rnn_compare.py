@@ -5,11 +5,12 @@ defined in the notebook's cells; this module only draws their results and wraps 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from helpers.validation import LabInputError
+from helpers.validation import LabInputError, require_mapping, require_series, run_specimen
 
 LAYER_TYPES = ("RNN", "LSTM", "GRU")
 PANEL_HIDDEN = (16, 32, 64)   # panel bounds: a run measures a few 8 × d × H sequences, well under a second
@@ -27,32 +28,17 @@ def smooth(values: Sequence[float], window: int = 20) -> list[float]:
     """
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise LabInputError(f"window must be a positive int; got {window!r}.")
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, torch.Tensor)):
+        raise LabInputError(f"values must be a list of numbers; got {type(values).__name__}.")
+    values = [float(v) for v in values]
+    # each mean from its own window, not a running sum: one NaN then spoils only the windows that contain it
+    return [math.fsum(values[max(0, i - window + 1):i + 1]) / min(i + 1, window) for i in range(len(values))]
 
 
-def _curves(curves: object, what: str) -> dict[str, list[float]]:
-    if not isinstance(curves, Mapping) or not curves:
-        raise LabInputError(f"{what} must be a non-empty {{label: values}} mapping; got {type(curves).__name__}.")
-    out = {}
-    for label, values in curves.items():
-        if isinstance(values, torch.Tensor):
-            if values.dim() != 1:
-                raise LabInputError(f"{what}[{label!r}] must be 1-D (one value per step); got shape "
-                                    f"{tuple(values.shape)}.")
-            values = values.detach().double().cpu().tolist()
-        try:
-            out[str(label)] = [float(v) for v in values]
-        except (TypeError, ValueError):
-            raise LabInputError(f"{what}[{label!r}] must be a sequence of numbers.") from None
-        if not out[str(label)]:
-            raise LabInputError(f"{what}[{label!r}] is empty.")
-    return out
+def _curves(curves: object, what: str, length: int | None = None, index: str = "step") -> dict[str, list[float]]:
+    """``{label: finite values}``; a NaN, a wrong count or a non-number is refused naming the label and position."""
+    return {str(label): require_series(values, f"{what} ({label})", length, index)
+            for label, values in require_mapping(curves, what, "{label: values}").items()}
 
 
 def plot_gradient_flow(curves: Mapping[str, Sequence[float] | torch.Tensor], ax=None, min_distance: int = 0,
@@ -181,9 +167,10 @@ def make_gradient_flow_panel(measure: Callable[..., object], controls_label: Map
         low, high = (int(v) for v in distance)
         steps = max(high, 1) + 1
         control = names.get(layer_type, "control on")
-        curves = {f"{layer_type}, default init": measure(layer_type, hidden_size=hidden_size, steps=steps, control=False),
-                  f"{layer_type}, {control}": measure(layer_type, hidden_size=hidden_size, steps=steps, control=True)}
-        return _curves(curves, "the measurement's result"), low
+        curves = {f"{layer_type}, {'default init' if not flag else control}": run_specimen(
+            measure, "the gradient measurement", layer_type, hidden_size=hidden_size, steps=steps, control=flag)
+            for flag in (False, True)}
+        return _curves(curves, "your measurement", length=steps, index="distance"), low
 
     controls = {
         "layer_type": W.Dropdown(options=list(LAYER_TYPES), value="GRU", description="layer"),
@@ -234,7 +221,8 @@ def make_training_panel(train: Callable[..., Sequence[float]], lines: Mapping[st
                 bar.value = done
                 bar.description = f"{done}/{total}"
 
-        losses = _curves({layer_type: train(layer_type, seq_len, steps, callback)}, "train's result")[layer_type]
+        losses = _curves({layer_type: run_specimen(train, "the training run", layer_type, seq_len, steps, callback)},
+                         "your train function", length=steps)[layer_type]
         return layer_type, seq_len, losses
 
     controls = {

@@ -11,7 +11,7 @@ import torch
 from torch.utils import benchmark
 
 from helpers.device import MAX_THREADS, pick_device, using_threads
-from helpers.validation import (LabInputError, require_callable, require_choice, require_number,
+from helpers.validation import (LabInputError, require_callable, require_choice, require_mapping, require_number,
                                 require_positive_int, require_sizes, run_specimen)
 
 MODES = ("forward", "forward+backward")
@@ -156,11 +156,7 @@ def interleaved_medians(fns: Mapping[str, Callable[[], object]], rounds: int = 7
 
 
 def _require_fns(fns: object, example: str = "lambda: model(x)") -> None:
-    if not isinstance(fns, Mapping):
-        raise LabInputError(f"fns must be a dict {{name: zero-argument callable}}; got {type(fns).__name__}.")
-    if not fns:
-        raise LabInputError("fns is empty: pass at least one {name: callable}.")
-    for name, fn in fns.items():
+    for name, fn in require_mapping(fns, "fns", "{name: zero-argument callable}").items():
         require_callable(fn, f"fns[{name!r}]", f"a zero-argument callable, e.g. {example}")
 
 
@@ -255,11 +251,7 @@ class _Progress:
 
 
 def _require_builders_and_sizes(builders: object, sizes: object) -> list[int]:
-    if not isinstance(builders, Mapping):
-        raise LabInputError(f"builders must be a dict {{name: builder(size, device)}}; got {type(builders).__name__}.")
-    if not builders:
-        raise LabInputError("builders is empty: pass at least one {name: builder}.")
-    for name, builder in builders.items():
+    for name, builder in require_mapping(builders, "builders", "{name: builder(size, device)}").items():
         require_callable(builder, f"builders[{name!r}]", "a builder(size, device) returning a zero-argument callable")
     return require_sizes(sizes, "sizes", maximum=MAX_SIZE,
                          reason="(sizes are lengths, widths or element counts; larger ones need gigabytes)")

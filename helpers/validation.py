@@ -21,6 +21,9 @@ class LabInputError(ValueError):
     """Raised when a helper gets input it cannot use; the message names the fix."""
 
 
+MAX_TENSOR_ELEMENTS = 2**28  # 1 GiB of float32: far above any size in the course, far below an exhausted laptop
+
+
 def require_tensor(value: object, name: str, ndim: int | None = None, layout: str = "") -> torch.Tensor:
     """Check that ``value`` is a tensor, optionally of a given number of dimensions.
 
@@ -40,6 +43,15 @@ def require_tensor(value: object, name: str, ndim: int | None = None, layout: st
     if not isinstance(value, torch.Tensor):
         raise LabInputError(f"{name} must be a torch.Tensor; got {type(value).__name__}. "
                             f"Convert it with torch.as_tensor({name}).")
+    # tensors every instrument refuses alike: no values to measure, a layout operators mishandle, or a size
+    # that would exhaust memory once an instrument copies it
+    if value.is_meta:
+        raise LabInputError(f"{name} is a meta tensor: it has a shape but no values. Create it on 'cpu' or 'cuda'.")
+    if value.layout != torch.strided:
+        raise LabInputError(f"{name} is a sparse tensor ({value.layout}); pass {name}.to_dense().")
+    if value.numel() > MAX_TENSOR_ELEMENTS:
+        raise LabInputError(f"{name} has {value.numel():,} elements, over the {MAX_TENSOR_ELEMENTS:,} the instruments "
+                            "handle (copies of it would need gigabytes); use smaller sizes.")
     if ndim is not None and value.dim() != ndim:
         hint = f" {layout}" if layout else ""
         raise LabInputError(f"{name} must be a {ndim}-D tensor{hint}; got shape {tuple(value.shape)}.")
@@ -220,6 +232,86 @@ def require_sizes(values: object, name: str, maximum: int | None = None, max_cou
     return [require_positive_int(v, f"{name}[{i}]", maximum, reason) for i, v in enumerate(whole)]
 
 
+def require_series(values: object, name: str, length: int | None = None, index: str = "step") -> list[float]:
+    """Check a 1-D sequence of finite real numbers (a list, tuple, NumPy array or 1-D tensor), e.g. losses per step.
+
+    What a learner's function returns goes through here before it is drawn or judged, so a NaN or a short
+    result is said where it happened instead of ending as a blank plot or a panel that says "done".
+
+    Args:
+        values: the candidate values.
+        name: who produced them, used in the message, e.g. ``"train"``.
+        length: the number of values required, or None for any (at least one).
+        index: what one position is called in the message, e.g. ``"step"`` or ``"distance"``.
+
+    Returns:
+        The values as a list of Python floats.
+
+    Example:
+        >>> require_series(torch.tensor([0.5, 0.25]), "train", length=2)
+        [0.5, 0.25]
+        >>> require_series([0.5, float("nan")], "train")
+        Traceback (most recent call last):
+        ...
+        helpers.validation.LabInputError: train returned NaN at step 1 (counting from 0); look for a division by zero, a log of 0 or a learning rate that is too high there.
+    """
+    if isinstance(values, torch.Tensor):
+        if values.dim() != 1:
+            raise LabInputError(f"{name} must return a 1-D sequence (one value per {index}); got a tensor of shape "
+                                f"{tuple(values.shape)}.")
+        values = values.detach().double().cpu().tolist()
+    elif hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+        values = values.tolist()  # NumPy arrays
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise LabInputError(f"{name} must return a list of numbers (one per {index}); got {type(values).__name__}.")
+    out = []
+    for k, value in enumerate(values):
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise LabInputError(f"{name} returned {type(value).__name__} {value!r:.40} at {index} {k}; it must "
+                                "return numbers (use loss.item() for a tensor).")
+        if not math.isfinite(value):
+            word = "NaN" if value != value else "infinity"
+            raise LabInputError(f"{name} returned {word} at {index} {k} (counting from 0); look for a division by "
+                                "zero, a log of 0 or a learning rate that is too high there.")
+        out.append(float(value))
+    if length is not None and len(out) != length:
+        raise LabInputError(f"{name} returned {len(out)} values, expected {length} (one per {index}).")
+    if not out:
+        raise LabInputError(f"{name} is empty: it returned no values; it must return one per {index}.")
+    return out
+
+
+def require_mapping(value: object, name: str, what: str, allow_empty: bool = False) -> dict:
+    """Check a dict-like argument: a list, a string or a single object where ``{name: thing}`` is expected is
+    refused here, once for every helper, rather than failing later on ``.items()``.
+
+    Args:
+        value: the object to check.
+        name: the argument's name, used in the message.
+        what: the expected shape, e.g. ``"{name: zero-argument callable}"``.
+        allow_empty: whether ``{}`` is acceptable.
+
+    Returns:
+        ``value`` as a dict (same order).
+
+    Example:
+        >>> require_mapping({"loop": 1}, "fns", "{name: callable}")
+        {'loop': 1}
+        >>> require_mapping([len], "fns", "{name: callable}")
+        Traceback (most recent call last):
+        ...
+        helpers.validation.LabInputError: fns must be a dict {name: callable}; got list. Give each item a name: {'a': ..., 'b': ...}.
+    """
+    if not isinstance(value, Mapping):
+        hint = (" Give each item a name: {'a': ..., 'b': ...}." if isinstance(value, (list, tuple, set)) else "")
+        raise LabInputError(f"{name} must be a dict {what}; got {type(value).__name__}.{hint}")
+    if not value and not allow_empty:
+        raise LabInputError(f"{name} is empty: pass at least one entry {what}.")
+    return dict(value)
+
+
 def require_choice(value: object, name: str, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of ``choices``.
 
@@ -284,6 +376,41 @@ def require_file(path: object, name: str, hint: str = "") -> Path:
     if not file.is_file():
         raise LabInputError(f"{name}={str(file)!r} is not a regular file.{extra}")
     return file
+
+
+def require_writable(path: object, name: str, suffix: str = "") -> Path:
+    """Check, before any work, that ``path`` can be written: not a folder, the right suffix, a writable folder.
+
+    Commands call it on their output first, so a bad path never costs a long run.
+
+    Args:
+        path: a ``str`` or ``os.PathLike`` naming the file to (over)write; missing folders may be created.
+        name: the argument's name, used in the message (e.g. ``"--out"``).
+        suffix: the required ending, e.g. ``".json"``, or "" for any.
+
+    Returns:
+        The path as a ``pathlib.Path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> require_writable(pathlib.Path(tempfile.mkdtemp()) / "new" / "ref.json", "--out", ".json").name
+        'ref.json'
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise LabInputError(f"{name} must be a path (a str or pathlib.Path); got {type(path).__name__}.")
+    path = Path(path)
+    if path.is_dir():
+        raise LabInputError(f"{name} {str(path)!r} is a folder; name the file to write, e.g. {path / 'run.json'}.")
+    if suffix and path.suffix != suffix:
+        raise LabInputError(f"{name} {str(path)!r} must end in {suffix}.")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest existing folder must let us create it
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise LabInputError(f"{name} {str(path)!r} cannot be written: {str(folder)!r} is not a writable folder.")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise LabInputError(f"{name} {str(path)!r} exists and is not writable.")
+    return path
 
 
 def one_line(text: str, limit: int = 300) -> str:

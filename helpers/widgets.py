@@ -5,12 +5,14 @@ import html
 import inspect
 import math
 import numbers
+import sys
 from collections.abc import Callable, Mapping
 
 import ipywidgets as W
 from IPython.display import display
 
-from helpers.validation import LabInputError, describe_error, one_line, require_callable, require_positive_int
+from helpers.validation import (LabInputError, describe_error, one_line, require_callable, require_positive_int,
+                                run_specimen)
 
 
 def _in_kernel() -> bool:
@@ -51,7 +53,7 @@ def largest_within_budget(estimate_bytes: Callable[[int], int], upper: int,
     budget_bytes = require_positive_int(budget_bytes, "budget_bytes")
 
     def estimate(n: int) -> float:
-        need = estimate_bytes(n)
+        need = run_specimen(estimate_bytes, f"estimate_bytes({n})", n)
         if isinstance(need, bool) or not isinstance(need, numbers.Real) or not math.isfinite(need) or need < 0:
             raise LabInputError(f"estimate_bytes({n}) returned {need!r}; it must return a finite number of bytes.")
         return need
@@ -67,6 +69,21 @@ def largest_within_budget(estimate_bytes: Callable[[int], int], upper: int,
         else:
             high = mid - 1
     return low
+
+
+def _refuse_non_finite(result: object, fn: Callable[..., object]) -> None:
+    """A panel never says "done" over a NaN: a number or a tensor that the function returned is checked here."""
+    name = getattr(fn, "__name__", "the panel's function")
+    if isinstance(result, numbers.Real) and not isinstance(result, bool) and not math.isfinite(result):
+        raise LabInputError(f"your function {name} returned {result!r}; look for a division by zero or an "
+                            "overflow in it.")
+    torch = sys.modules.get("torch")  # only a tensor can hold one, and then torch is loaded
+    if torch is not None and isinstance(result, torch.Tensor) and (result.is_floating_point() or result.is_complex()):
+        bad = ~torch.isfinite(result.detach())
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0].tolist())
+            raise LabInputError(f"your function {name} returned NaN or infinity in {int(bad.sum())} of "
+                                f"{result.numel()} values, the first at index {where}; look at what it computes there.")
 
 
 def _range_of(control: W.ValueWidget) -> tuple[float, float] | None:
@@ -219,6 +236,7 @@ class Panel:
                 self.status.value = f"⚠ {html.escape(refusal)}"
                 return False
             result = self.fn(**values)
+            _refuse_non_finite(result, self.fn)
             if show:
                 (self.render or display)(result)
             self.result = result

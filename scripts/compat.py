@@ -184,7 +184,7 @@ def _install(case: Case, runner: Runner, workdir: Path, python: str, commit: str
                 "--only-binary=:all:", "--dest", wheels, f"torch=={case.torch}"],
                "fetch torch into the wheelhouse (a download of about 3 GB the first time)")
     preinstalled = [f"torch=={case.torch}", f"ipywidgets=={case.pins['ipywidgets']}", "numpy", "matplotlib",
-                    "ipykernel", "pytest", "pytest-timeout", "nbval", "nbclient", "pyyaml"]
+                    "ipykernel", "pytest", "pytest-timeout", "nbval", "nbclient", "pyyaml", "hypothesis"]
     runner.run([*pip, "--find-links", wheels, *preinstalled], "install what a Colab runtime already has")
     return py, _run_colab_cell(runner, workdir, py, commit)
 

@@ -12,9 +12,11 @@ Usage (from the repository root):
     .venv/bin/python scripts/record_long_range.py                     # the recorded defaults
     .venv/bin/python scripts/record_long_range.py --lengths 10 30 --steps 500 --seeds 0 --out /tmp/x.json
 
-Runs go seed by seed (every length and layer for the first seed, then the next), so when the CPU budget
-(``--budget-s``, process CPU seconds) runs out, the file still holds complete seeds; runs not started are
-listed under ``"skipped"``.
+Runs go seed by seed (every length and layer for the first seed, then the next). The CPU budget
+(``--budget-s``, process CPU seconds) bounds the whole invocation: a run still going when it is spent is
+stopped, and it and every run not started are listed under ``"skipped"``. Every number on the command line is
+checked before anything runs. The file is written with its SHA-256 (``helpers.integrity``), which the
+notebook's loader verifies.
 """
 from __future__ import annotations
 
@@ -25,9 +27,12 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +41,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from helpers.device import cpu_name  # noqa: E402
-from helpers.recorded_runs import RECORDED_PATH, downsample  # noqa: E402
+from helpers.integrity import write_json_signed  # noqa: E402
+from helpers.recorded_runs import RECORDED_PATH, RECORDED_WRITER, downsample  # noqa: E402
+from helpers.validation import (LabInputError, require_file, require_number, require_positive_int,  # noqa: E402
+                                require_writable)
 
 NOTEBOOK = ROOT / "notebooks" / "05_rnn_lstm_gru.ipynb"
 TAG = "long-range"
@@ -77,20 +85,80 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+# Bounds that keep one invocation within an afternoon on a laptop CPU; the recorded defaults are far below them.
+LIMITS = {"lengths": 1000, "steps": 20_000, "seeds": 1000, "hidden": 1024, "batch": 4096, "points": 20_000}
+MAX_BUDGET_S = 4 * 3600
+
+
+def _positive_ints(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, every number checked before anything runs (one line per problem, exit status 2)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[10, 30, 60], help="sequence lengths T")
+    parser.add_argument("--lengths", type=_positive_ints, nargs="+", default=[10, 30, 60], help="sequence lengths T")
     parser.add_argument("--layers", nargs="+", default=list(LAYERS), choices=LAYERS)
-    parser.add_argument("--steps", type=int, default=1200, help="Adam steps per run, one fresh batch each")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=_positive_ints, default=1200, help="Adam steps per run, one fresh batch each")
+    parser.add_argument("--seeds", type=_positive_ints, nargs="+", default=[0, 1])
+    parser.add_argument("--hidden", type=_positive_ints, default=32)
+    parser.add_argument("--batch", type=_positive_ints, default=64)
     parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--points", type=int, default=120, help="points kept per loss curve (interval means)")
-    parser.add_argument("--budget-s", type=float, default=900.0, help="stop starting runs after this much CPU time")
+    parser.add_argument("--points", type=_positive_ints, default=120, help="points kept per loss curve (interval means)")
+    parser.add_argument("--budget-s", type=float, default=900.0,
+                        help="CPU seconds for all runs; a run still going when they are spent is stopped and skipped")
     parser.add_argument("--notebook", type=Path, default=NOTEBOOK)
     parser.add_argument("--out", type=Path, default=RECORDED_PATH)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    try:
+        for name in ("steps", "hidden", "batch", "points"):
+            require_positive_int(getattr(args, name), f"--{name}", maximum=LIMITS[name], reason="(this script's bound)")
+        for name, low in (("lengths", 2), ("seeds", 0)):
+            for value in getattr(args, name):
+                if not low <= value <= LIMITS[name]:
+                    raise LabInputError(f"--{name} values must be whole numbers in {low}..{LIMITS[name]}; got {value}.")
+        for name in ("lengths", "seeds", "layers"):
+            if len(set(getattr(args, name))) != len(getattr(args, name)):
+                raise LabInputError(f"--{name} lists a value twice: {getattr(args, name)}.")
+        if args.points > args.steps:
+            raise LabInputError(f"--points {args.points} is more than --steps {args.steps}; keep at most one point a step.")
+        require_number(args.lr, "--lr", low=0, high=10, low_inclusive=False)
+        require_number(args.budget_s, "--budget-s", low=0, high=MAX_BUDGET_S, low_inclusive=False, unit="CPU seconds")
+        require_file(args.notebook, "--notebook")
+        require_writable(args.out, "--out", suffix=".json")
+    except LabInputError as error:
+        parser.exit(2, f"record_long_range: {error}\n")
+    return args
+
+
+class _BudgetSpent(Exception):
+    """Raised inside a run when the process has used up --budget-s of CPU time."""
+
+
+@contextmanager
+def cpu_budget(seconds: float) -> Iterator[None]:
+    """Stop the block with ``_BudgetSpent`` once this process has used ``seconds`` more CPU time (POSIX timers;
+    elsewhere the budget is only checked between runs)."""
+    if seconds <= 0:
+        raise _BudgetSpent
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def spent(_signum, _frame):
+        raise _BudgetSpent
+
+    previous = signal.signal(signal.SIGPROF, spent)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,11 +178,13 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for length in args.lengths:
             for layer in args.layers:
-                if time.process_time() - cpu_start > args.budget_s:
+                try:
+                    with cpu_budget(args.budget_s - (time.process_time() - cpu_start)):
+                        model, losses, seconds_per_step = train(layer, length, steps=args.steps, seed=seed,
+                                                                hidden_size=args.hidden, batch=args.batch, lr=args.lr)
+                except _BudgetSpent:  # a run cut short is not recorded: the file keeps complete runs only
                     skipped.append({"layer_type": layer, "seq_len": length, "seed": seed})
                     continue
-                model, losses, seconds_per_step = train(layer, length, steps=args.steps, seed=seed,
-                                                        hidden_size=args.hidden, batch=args.batch, lr=args.lr)
                 relative_mse = evaluate(model, length)
                 learned_at = steps_to_learn(losses)
                 steps, curve = downsample(losses, args.points)
@@ -150,9 +220,12 @@ def main(argv: list[str] | None = None) -> int:
                 "hidden_size": args.hidden, "batch": args.batch, "lr": args.lr, "optimiser": "Adam",
                 "learned": "steps_to_learn: first step whose last-20 mean training loss is below 1/10 of 1/6",
                 "loss_points": args.points, "budget_s": args.budget_s}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "settings": settings, "runs": runs, "skipped": skipped},
-                                   indent=1) + "\n")
+    if not runs:
+        print(f"record_long_range: the budget of {args.budget_s:g} CPU s ended before one run finished; nothing "
+              "written. Raise --budget-s.", file=sys.stderr)
+        return 2
+    write_json_signed(args.out, {"meta": meta, "settings": settings, "runs": runs, "skipped": skipped},
+                      writer=RECORDED_WRITER)
     print(f"wrote {args.out} ({len(runs)} runs, {len(skipped)} skipped, {meta['cpu_seconds']} CPU s)")
     return 0
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import device, exercises, gradients, graphs, memory, reference, timing, validation, widgets
+from helpers import (autograd_loops, cells, device, exercises, gradients, graphs, memory, profiling, reference,
+                     timing, validation, widgets)
 from helpers.timing import TimingRecord
 from helpers.validation import LabInputError
 
@@ -182,7 +183,7 @@ BAD_CALLS = [
     ("draw_graph max_nodes 0", lambda: graphs.draw_graph(_graph(), max_nodes=0), r"max_nodes must be a positive integer"),
     ("draw_graph max_nodes huge", lambda: graphs.draw_graph(_graph(), max_nodes=10**6),
      r"limit of 2000 \(graphviz takes minutes"),
-    ("side_by_side empty", lambda: graphs.side_by_side({}), r"at least one graph, e\.g\."),
+    ("side_by_side empty", lambda: graphs.side_by_side({}), r"views is empty: pass at least one entry .*e\.g\."),
     ("side_by_side list", lambda: graphs.side_by_side([_view()]), r"dict \{caption: GraphView\}"),
     ("side_by_side of bytes", lambda: graphs.side_by_side({"a": b"png"}), r"pass what draw_graph returns"),
     ("side_by_side too many", lambda: graphs.side_by_side({str(i): None for i in range(7)}),
@@ -328,6 +329,19 @@ class _Broken(nn.Module):
         return x[:, 99]
 
 
+def _raises_key_error():
+    state = {}
+    return state["h"]
+
+
+def _loop_with_a_bug(cell, x):
+    return cell(x) + None
+
+
+def _make_model_with_a_bug():
+    return SimpleRNN(1, 8)  # noqa: F821 - the name the notebook defines, missing here on purpose
+
+
 # The learner's own function failing inside an instrument: one LabInputError naming the use, the error and
 # the line, instead of a stack trace through the instrument.
 SPECIMEN_FAILURES = [
@@ -341,9 +355,22 @@ SPECIMEN_FAILURES = [
     ("saved_for_backward fn fails", lambda: memory.saved_for_backward(nn.Linear(3, 2), torch.ones(4, 5)),
      r"saved_for_backward's fn failed on inputs of shape \(4, 5\): RuntimeError: mat1 and mat2"),
     ("model fails", lambda: gradients.compare_gradients({"a": _Broken(), "b": _Broken()}, torch.ones(2, 3)),
-     r"models\['a'\] failed on inputs of shape \(2, 3\) float32: IndexError: .*\(in forward, test_bad_inputs\.py"),
+     r"models\['a'\] failed on inputs of shape \(2, 3\): IndexError: .*\(in forward, test_bad_inputs\.py"),
     ("loss_fn fails", lambda: gradients.compare_gradients(_twins(), torch.randn(4, 3), loss_fn=lambda out: out.logits),
      r"loss_fn on the output of 'a' failed on inputs of shape \(4, 2\): AttributeError: .*'logits'"),
+    ("profile_ops fn fails", lambda: profiling.profile_ops(lambda: torch.ones(2) @ torch.ones(3)),
+     r"the function profile_ops runs \(its warm-up call\) failed: RuntimeError: .*\(in <lambda>, test_bad_inputs"),
+    ("operator_counts fn fails", lambda: profiling.operator_counts(_raises_key_error),
+     r"profile_ops runs .* failed: KeyError: 'h' \(in _raises_key_error"),
+    ("operator_calls fn fails", lambda: profiling.operator_calls(_raises_key_error),
+     r"failed: KeyError: 'h' \(in _raises_key_error"),
+    ("step_through loop fails", lambda: cells.step_through(_loop_with_a_bug, nn.RNNCell(1, 4), torch.randn(5, 1), 2),
+     r"the cell loop failed on inputs of shape \(1, 2, 1\): ValueError: RNNCell: .*\(in _loop_with_a_bug"),
+    ("make_model fails", lambda: autograd_loops.check_sliding_window_training(
+        lambda *a: None, _make_model_with_a_bug, torch.randn(3, 2, 1), torch.randn(3, 2, 1), reach=1),
+     r"make_model failed: NameError: .*\(in _make_model_with_a_bug"),
+    ("estimate fails", lambda: widgets.largest_within_budget(lambda n: n * [1] + 1, upper=10),
+     r"estimate_bytes\(1\) failed: TypeError: .*\(in <lambda>, test_bad_inputs"),
 ]
 
 
@@ -354,3 +381,144 @@ def test_a_failing_specimen_is_reported_with_its_line(call, pattern):
     with pytest.raises(LabInputError, match=pattern) as caught:
         call()
     assert caught.value.__context__ is not None  # the original error stays reachable for a full traceback
+
+
+# The learner's function returning the wrong kind of thing: refused in one line, never a raw error later on.
+WRONG_RESULTS = [
+    ("step_through loop returns only outputs", lambda: cells.step_through(
+        lambda cell, x: torch.zeros(1, x.shape[1], 4), nn.RNNCell(1, 4), torch.randn(5, 1), 2),
+     r"run_loop must return a pair \(outputs, state\) like nn\.RNN; got Tensor"),
+    ("step_through loop returns None", lambda: cells.step_through(lambda cell, x: None, nn.RNNCell(1, 4),
+                                                                  torch.randn(5, 1), 2), r"got NoneType"),
+    ("make_model returns None", lambda: autograd_loops.check_sliding_window_training(
+        lambda *a: None, lambda: None, torch.randn(3, 2, 1), torch.randn(3, 2, 1), reach=1),
+     r"make_model must return a fresh torch\.nn\.Module; it returned NoneType"),
+    ("one model ignores its input", lambda: gradients.compare_gradients(
+        {"uses x": _Scale(), "ignores x": _IgnoresInput()}, torch.ones(2, 3)), r"'ignores x' produced no gradient for 'input'"),
+]
+
+
+class _Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return x * self.w
+
+
+class _IgnoresInput(_Scale):
+    def forward(self, x):
+        return self.w * 2
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("call, pattern", [pytest.param(call, pattern, id=case_id)
+                                           for case_id, call, pattern in WRONG_RESULTS])
+def test_a_wrong_kind_of_result_is_refused_in_one_line(call, pattern):
+    with pytest.raises(LabInputError, match=pattern) as caught:
+        call()
+    assert "\n" not in str(caught.value)
+
+
+def test_models_that_all_ignore_their_input_compare_their_parameter_gradients():
+    comparison = gradients.compare_gradients({"a": _IgnoresInput(), "b": _IgnoresInput()}, torch.ones(2, 3))
+    assert comparison.all_close and {row.quantity for row in comparison.rows} == {"w"}
+
+
+# NaN and short results said where they happened (issue 28, item 5), never a panel that says "done".
+def _panel_status(fn, **controls):
+    panel = widgets.Panel(fn, {name: W.IntSlider(value=value, min=1, max=500) for name, value in controls.items()})
+    assert panel.run() is None
+    return panel.status.value
+
+
+def test_a_panel_refuses_a_nan_result_in_its_status_line():
+    def ratio(n):
+        return float("nan") if n else 1.0
+
+    assert "your function ratio returned nan" in _panel_status(ratio, n=3)
+    assert "index (1,)" in _panel_status(lambda n: torch.tensor([1.0, NAN]), n=3)
+
+
+def test_the_notebook_05_panels_say_nan_and_short_results():
+    from helpers import rnn_compare
+
+    def train(layer_type, seq_len, steps, progress):
+        return [0.5] * 16 + [NAN] + [0.1] * (steps - 17)
+
+    panel = rnn_compare.make_training_panel(train)
+    assert panel.run() is None and "returned NaN at step 16" in panel.status.value
+    panel = rnn_compare.make_training_panel(lambda layer_type, seq_len, steps, progress: [0.5, 0.4, 0.3])
+    assert panel.run() is None and "returned 3 values, expected 200" in panel.status.value
+    flow = rnn_compare.make_gradient_flow_panel(lambda layer_type, hidden_size, steps, control: [1.0] * 3)
+    assert flow.run() is None and "returned 3 values, expected 61" in flow.status.value
+
+
+def test_smooth_lets_one_nan_spoil_only_its_windows():
+    from helpers.rnn_compare import smooth
+
+    smoothed = smooth([1.0, NAN, 1.0, 1.0, 1.0], window=2)
+    assert smoothed[0] == 1.0 and smoothed[1] != smoothed[1] and smoothed[2] != smoothed[2]
+    assert smoothed[3:] == [1.0, 1.0]
+    with pytest.raises(LabInputError, match="list of numbers"):
+        smooth("1, 2, 3")
+
+
+@pytest.mark.parametrize("a, b, side", [(torch.tensor(NAN), torch.tensor(NAN), "first"),
+                                        (torch.ones(3), torch.tensor([1.0, INF, 1.0]), "second")])
+def test_max_abs_diff_says_nan_instead_of_returning_it(a, b, side):
+    with pytest.raises(LabInputError, match=f"the {side} tensor holds NaN or infinity"):
+        gradients.max_abs_diff(a, b)
+
+
+def test_step_through_says_where_the_loop_returned_nan():
+    def loop(cell, x):
+        outputs = torch.zeros(1, x.shape[1], 4)
+        outputs[0, 2:] = NAN
+        return outputs, None
+
+    with pytest.raises(LabInputError, match="returned NaN or infinity at step 2"):
+        cells.step_through(loop, nn.RNNCell(1, 4), torch.randn(5, 1), 4)
+
+
+# The classes of bad argument the audit found raw or silent, each refused in one place (validation.py) and so
+# for every instrument that takes that kind of argument: tensors without values or of a layout operators
+# mishandle, over-large tensors, a list where a dict is expected, a string where a list is.
+_HUGE = torch.zeros(1).expand(2**29)  # a view: no memory now, gigabytes once an instrument copies it
+ARGUMENT_CLASSES = [
+    ("meta tensor to graph_stats", lambda: graphs.graph_stats(torch.ones(3, device="meta")), r"meta tensor"),
+    ("meta tensor to max_abs_diff", lambda: gradients.max_abs_diff(torch.ones(2, device="meta"),
+                                                                   torch.ones(2, device="meta")), r"meta tensor"),
+    ("meta tensor to compare_gradients", lambda: gradients.compare_gradients(_twins(), torch.ones(4, 3, device="meta")),
+     r"meta tensor"),
+    ("sparse tensor to compare_gradients", lambda: gradients.compare_gradients(_twins(), torch.ones(4, 3).to_sparse()),
+     r"sparse tensor .*to_dense"),
+    ("sparse tensor to max_abs_diff", lambda: gradients.max_abs_diff(torch.ones(2).to_sparse(), torch.ones(2)),
+     r"sparse tensor"),
+    ("over-large tensor to max_abs_diff", lambda: gradients.max_abs_diff(_HUGE, _HUGE), r"536,870,912 elements"),
+    ("over-large tensor to require_finite", lambda: validation.require_finite(_HUGE, "x"), r"use smaller sizes"),
+    ("list of callables to interleaved_medians", lambda: timing.interleaved_medians([_fn]),
+     r"fns must be a dict .*got list\. Give each item a name"),
+    ("list of builders to time_implementations", lambda: timing.time_implementations([_builders()["sum"]], [4]),
+     r"builders must be a dict .*got list"),
+    ("list of views to side_by_side", lambda: graphs.side_by_side([_view()]), r"views must be a dict .*got list"),
+    ("list of curves to plot_losses", lambda: __import__("helpers.rnn_compare").rnn_compare.plot_losses([[0.1]]),
+     r"curves must be a dict .*got list"),
+    ("string of sizes", lambda: timing.time_implementations(_builders(), "64,128"), r"sizes must be a list"),
+    ("string of layer names", lambda: validation.require_choices("GRU", "layers", ["GRU"]), r"got the string"),
+    ("string as a series", lambda: validation.require_series("0.1 0.2", "train"), r"must return a list of numbers"),
+    ("tuple as a mapping", lambda: validation.require_mapping((("a", 1),), "controls", "{name: control}"),
+     r"controls must be a dict"),
+    ("directory as an output file", lambda: validation.require_writable(".", "--out", ".json"), r"is a folder"),
+    ("output of the wrong kind", lambda: validation.require_writable("x.csv", "--out", ".json"), r"must end in \.json"),
+]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("call, pattern", [pytest.param(call, pattern, id=case_id)
+                                           for case_id, call, pattern in ARGUMENT_CLASSES])
+def test_each_class_of_bad_argument_is_refused_in_one_line(call, pattern):
+    with pytest.raises(LabInputError, match=pattern) as caught:
+        call()
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 600

@@ -137,3 +137,21 @@ def test_write_document_replaces_atomically(tmp_path):
     target.write_text("old")
     bench.write_document({"meta": {"a": 1}, "experiments": {}}, target)
     assert json.loads(target.read_text())["meta"] == {"a": 1} and [p.name for p in tmp_path.iterdir()] == ["ref.json"]
+
+
+@pytest.mark.parametrize("out, named", [("folder", "is a folder"), ("run.csv", "must end in .json"),
+                                        ("a-file/run.json", "cannot be written")])
+def test_a_bad_out_is_refused_before_any_notebook_runs(fake_course, tmp_path, capsys, monkeypatch, out, named):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a-file").write_text("not a folder")
+    ran = []
+    monkeypatch.setattr(bench, "run_notebook", lambda *a, **k: ran.append(a))
+    assert bench.main(["--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert named in err and ran == [] and len(err.strip().splitlines()) == 1
+
+
+def test_a_fractional_cell_timeout_is_accepted(fake_course, tmp_path):
+    out = tmp_path / "run.json"
+    assert bench.main(["--scale", "notebook", "--cell-timeout", "120.5", "--out", str(out)]) == 0
+    assert reference.load_reference("nb98.sweep", "cpu", directory=tmp_path)

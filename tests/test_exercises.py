@@ -54,3 +54,13 @@ def test_unusual_answers_fail_the_check_instead_of_raising():
     assert check_equal(torch.tensor(12.0), 12)  # one value equal to it is right
     assert not check_close(torch.tensor([float("nan")]), torch.tensor([1.0]))  # a NaN answer is wrong
     assert not check_close("text", 1.0) and not check_close(object(), 1.0)
+
+
+def test_a_sequence_of_tensors_is_checked_item_by_item_without_warnings(recwarn):
+    import warnings
+
+    warnings.simplefilter("always")
+    expected = (torch.randn(3, 7, 10, requires_grad=True) * 1, torch.randn(3, 10))
+    assert check_close((expected[0].detach(), expected[1]), expected)
+    assert not check_close(None, expected).answered
+    assert [str(w.message) for w in recwarn] == []  # a stored notebook cell would show it as stderr

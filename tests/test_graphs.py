@@ -1,3 +1,6 @@
+import os
+import time
+
 import pytest
 import torch
 
@@ -61,10 +64,41 @@ def test_with_dot_renders_torchviz_png():
     assert view.backend == "graphviz" and view.png.startswith(PNG_MAGIC) and view.hint == ""
 
 
-def test_size_cap_summarises_big_graphs():
+def test_size_cap_summarises_big_graphs_and_the_hint_says_how_to_draw_them():
     view = graphs.draw_graph(_chain(40), max_nodes=20)
     assert view.backend == "summary" and view.png.startswith(PNG_MAGIC)
-    assert str(view.stats.nodes) in view.hint
+    assert f"draw_graph(..., max_nodes={view.stats.nodes})" in view.hint
+    # the hint is true: that max_nodes draws it (here without dot, with matplotlib)
+    assert graphs.draw_graph(_chain(40), max_nodes=view.stats.nodes).backend in ("graphviz", "matplotlib", "summary")
+
+
+def test_a_graph_over_the_drawing_limit_says_the_summary_is_all(monkeypatch):
+    monkeypatch.setattr(graphs, "MAX_DRAWN_NODES", 30)
+    view = graphs.draw_graph(_chain(40), max_nodes=20)
+    assert "over the 30 that can be drawn" in view.hint and "max_nodes=" not in view.hint
+
+
+def test_a_slow_graphviz_layout_falls_back_to_the_summary_in_bounded_time(tmp_path, monkeypatch):
+    """dot took minutes on RNN-loop graphs of 182-242 nodes; its layout is now cut off."""
+    fake = tmp_path / "dot"
+    fake.write_text("#!/bin/sh\nsleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(graphs, "LAYOUT_TIMEOUT_S", 1.0)
+    start = time.perf_counter()
+    view = graphs.draw_graph(_chain(3))
+    assert time.perf_counter() - start < 20
+    assert view.backend == "summary" and view.png.startswith(PNG_MAGIC)
+    assert "could not lay out" in view.hint and "within 1 s" in view.hint and "\n" not in view.hint
+
+
+def test_a_dollar_in_the_title_is_text_without_graphviz(monkeypatch):
+    monkeypatch.setattr(graphs.shutil, "which", lambda name: None)
+    for title in ("cost in $", "$x_t$ and $$ and \\frac{", "a $ b $ c"):
+        assert graphs.draw_graph(_chain(2), title=title).png.startswith(PNG_MAGIC)
+        assert graphs.draw_graph(_chain(30), title=title, max_nodes=5).png.startswith(PNG_MAGIC)
+    view = graphs.draw_graph(_chain(1))
+    assert graphs.side_by_side({"$loop": view, "cost $": view}).startswith(PNG_MAGIC)
 
 
 def test_params_must_be_a_mapping():

@@ -42,8 +42,8 @@ def test_execute_has_finite_timeouts():
     for notebook in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
         assert notebook.name in commands
     makefile = (ROOT / "Makefile").read_text()
-    assert "scripts/run_with_timeout.py $(NOTEBOOK_TIMEOUT)" in makefile
-    assert "--ExecutePreprocessor.timeout=$(CELL_TIMEOUT)" in makefile
+    assert "scripts/run_with_timeout.py '$(NOTEBOOK_TIMEOUT)'" in makefile
+    assert "-m helpers.execute --in-place --cell-timeout '$(CELL_TIMEOUT)'" in makefile
 
 
 def test_ci_calls_the_readme_test_command():
@@ -87,7 +87,6 @@ def _notebook(path: Path, source: str) -> Path:
 def _make_execute(tmp_path: Path, notebook: Path, *variables: str) -> subprocess.CompletedProcess:
     import sys
 
-    pytest.importorskip("nbconvert", reason="make execute runs nbconvert, installed with the lab extra")
     env = {**os.environ, "PATH": _path_without(tmp_path, "timeout")}
     assert shutil.which("timeout", path=env["PATH"]) is None
     # this environment's python and jupyter (VENV), the stamp taken as done (-o): only the recipe runs
@@ -112,6 +111,17 @@ def test_execute_still_stops_a_notebook_that_runs_too_long(tmp_path):
     run = _make_execute(tmp_path, notebook, "NOTEBOOK_TIMEOUT=20")
     assert run.returncode != 0
     assert "ran past 20 s" in run.stderr
+
+
+@pytest.mark.parametrize("variable, named", [("CELL_TIMEOUT=abc", "--cell-timeout"),
+                                             ("CELL_TIMEOUT=inf", "--cell-timeout"),
+                                             ("NOTEBOOK_TIMEOUT=abc", "SECONDS"), ("NOTEBOOK_TIMEOUT=inf", "SECONDS")])
+def test_execute_refuses_a_bad_timeout_in_one_line_before_running(tmp_path, variable, named):
+    notebook = _notebook(tmp_path / "never.ipynb", "open('ran', 'w').write('yes')")
+    run = _make_execute(tmp_path, notebook, variable)
+    assert run.returncode != 0 and not (tmp_path / "ran").exists()
+    assert "Traceback" not in run.stderr and named in run.stderr
+    assert len([line for line in run.stderr.splitlines() if named in line]) == 1
 
 
 def test_find_python_prefers_a_supported_version(tmp_path):

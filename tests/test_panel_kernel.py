@@ -1,14 +1,13 @@
-"""The Panel's error path inside a real IPython kernel (nbclient), where ipywidgets' Output area swallows
-exceptions: refusals and unexpected errors must become one status line, never a traceback or a stale result."""
+"""The Panel's error path inside a real IPython kernel (helpers.execute, over nbclient), where ipywidgets' Output
+area swallows exceptions: refusals and unexpected errors must become one status line, never a traceback or a
+stale result."""
 import json
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
+
+from helpers.execute import execute_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,17 +76,6 @@ print("kernel checks passed")
 '''
 
 
-def _kernel_manager(tmp_path: Path) -> KernelManager:
-    """A kernel running this very interpreter (the project's .venv), whatever kernelspecs are installed."""
-    spec_dir = tmp_path / "kernels" / "lab-current-env"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "current env", "language": "python"}))
-    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
-    return KernelManager(kernel_name="lab-current-env", kernel_spec_manager=specs)
-
-
 def _error_outputs(nb) -> list:
     """Error outputs of cells and of Output widgets (nbclient stores what widgets captured in their state)."""
     found = [o for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -104,9 +92,7 @@ def test_panel_errors_inside_a_real_kernel(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(source.strip()) for source in (SETUP, REFUSAL, UNEXPECTED,
                                                                            BUTTON_AND_RECOVERY)]
-    client = NotebookClient(nb, km=_kernel_manager(tmp_path), timeout=120, store_widget_state=True,
-                            resources={"metadata": {"path": str(ROOT)}})
-    client.execute()  # an assert failing in a cell raises CellExecutionError with the cell and the message
+    execute_notebook(nb, cell_timeout=120, cwd=ROOT)  # a failing assert raises LabInputError naming the cell
     assert "kernel checks passed" in "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert _error_outputs(nb) == []
     # a refused run clears the panel's output: the result of the run before it does not stay on show

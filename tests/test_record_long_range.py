@@ -38,12 +38,39 @@ def test_the_script_runs_the_notebooks_cells_and_writes_what_it_measured(tmp_pat
     assert recorded["loss_curve"][-1] == pytest.approx(losses[-1])
 
 
-def test_the_budget_skips_runs_but_keeps_the_file_honest(tmp_path):
+def test_the_budget_skips_runs_but_keeps_the_file_honest(tmp_path, monkeypatch):
+    script = _script()
+    clock = iter(range(10**6))  # each reading of the CPU clock one second later: the budget ends after run 1
+    monkeypatch.setattr(script.time, "process_time", lambda: float(next(clock)))
     out = tmp_path / "long.json"
-    _script().main(["--lengths", "4", "--steps", "2", "--seeds", "0", "1", "--hidden", "4", "--batch", "4",
-                    "--budget-s", "0", "--out", str(out)])
-    data = json.loads(out.read_text())
+    assert script.main(["--lengths", "4", "--steps", "2", "--seeds", "0", "1", "--hidden", "4", "--batch", "4",
+                        "--points", "2", "--budget-s", "5", "--out", str(out)]) == 0
+    data = rr.load_recorded(out)
     assert not data["meta"]["complete"] and len(data["skipped"]) + len(data["runs"]) == 6
+
+
+def test_the_budget_stops_a_run_that_would_outlast_it(tmp_path, capsys):
+    """--budget-s bounds one long run too: it is stopped, not recorded, and nothing partial is written."""
+    import time
+
+    out = tmp_path / "long.json"
+    start = time.process_time()
+    status = _script().main(["--lengths", "60", "--layers", "LSTM", "--steps", "20000", "--seeds", "0",
+                             "--points", "2", "--budget-s", "1", "--out", str(out)])
+    assert time.process_time() - start < 30
+    assert status == 2 and not out.exists() and "nothing written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--steps", "0"], "--steps"), (["--batch", "0"], "--batch"), (["--steps", "1000000"], "--steps=1000000"),
+    (["--lengths", "1"], "--lengths"), (["--budget-s", "inf"], "--budget-s"), (["--budget-s", "0"], "--budget-s"),
+    (["--lr", "nan"], "--lr"), (["--points", "500", "--steps", "100"], "--points"), (["--seeds", "0", "0"], "twice"),
+    (["--steps", "2.5"], "whole number"), (["--out", "/"], "--out")])
+def test_every_number_is_checked_before_anything_runs(tmp_path, argv, named, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        _script().parse_args(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and named in err and "Traceback" not in err
 
 
 def test_a_notebook_without_tagged_cells_is_refused(tmp_path):

@@ -3,17 +3,24 @@ import json
 import pytest
 
 from helpers import reference
+from helpers.integrity import canonical_digest
 from helpers.timing import TimingRecord
 from helpers.validation import LabInputError
 
 
+def _signed(payload) -> str:
+    """The file as make bench writes it: the payload with its SHA-256 (the layout checks run after that one)."""
+    return json.dumps({**payload, "integrity": {"sha256": canonical_digest(payload)}})
+
+
 def _write(directory, name, device, records):
-    payload = {"meta": {"device": device, "device_name": "Test GPU", "date": "2026-11-21T10:00:00Z",
-                        "torch": "2.13.0", "cuda": "12.8" if device == "cuda" else None, "cudnn": 90100,
-                        "threads": 2, "command": "python -m helpers.bench"},
+    cuda = device == "cuda"
+    payload = {"meta": {"device": device, "device_name": "Test GPU" if cuda else "Test CPU", "cpu_name": "Test CPU",
+                        "date": "2026-11-21T10:00:00Z", "torch": "2.13.0", "cuda": "12.8" if cuda else None,
+                        "cudnn": 90100 if cuda else None, "threads": 2, "command": "python -m helpers.bench"},
                "experiments": {"exp": {"size_name": "T", "baseline": "a", "fixed": {"batch": 4},
-                                       "records": [r.as_dict() for r in records]}}}
-    (directory / name).write_text(json.dumps(payload))
+                                       "records": [{**r.as_dict(), "device": device} for r in records]}}}
+    (directory / name).write_text(_signed(payload))
 
 
 def test_loads_only_the_requested_device(tmp_path):
@@ -29,12 +36,19 @@ def test_loads_only_the_requested_device(tmp_path):
 def _good_payload():
     recs = [TimingRecord("a", 8, "forward", 1e-3, 1e-5, 10, 2, "cuda")]
     return {"meta": {"device": "cuda", "device_name": "Test GPU", "date": "2026-11-21T10:00:00Z", "torch": "2.13.0",
-                     "command": "python -m helpers.bench"},
+                     "cuda": "12.8", "cpu_name": "Test CPU", "command": "python -m helpers.bench"},
             "experiments": {"exp": {"size_name": "T", "baseline": "a", "records": [r.as_dict() for r in recs]}}}
 
 
 def _broken(change):
     payload = _good_payload()
+    change(payload)
+    return _signed(payload)
+
+
+def _edited(change):
+    """A file make bench wrote, then changed by hand (its stored SHA-256 is the original one)."""
+    payload = json.loads(_signed(_good_payload()))
     change(payload)
     return json.dumps(payload)
 
@@ -66,14 +80,28 @@ BAD_FILES = {
                             "mode is 'sideways'"),
     "baseline not timed": (_broken(lambda p: p["experiments"]["exp"].update(baseline="zz")), "baseline 'zz'"),
     "fixed a list": (_broken(lambda p: p["experiments"]["exp"].update(fixed=[4])), "fixed is a list"),
+    # written by hand, or changed after make bench wrote it
+    "unsigned": (json.dumps(_good_payload()), "no SHA-256"),
+    "device word edited": (_edited(lambda p: p["meta"].update(device="cpu")), "changed after it was recorded"),
+    "one digit edited": (_edited(lambda p: p["experiments"]["exp"]["records"][0].update(median_s=2e-3)),
+                         "changed after it was recorded"),
+    "key renamed": (_edited(lambda p: p["experiments"]["exp"].update(base=p["experiments"]["exp"].pop("baseline"))),
+                    "changed after it was recorded"),
+    "NaN written in": ('{"meta": {"x": NaN}}', "holds NaN"),
+    # signed, yet the metadata contradicts itself: the device word must name what was measured
+    "cuda word without a CUDA version": (_broken(lambda p: p["meta"].update(cuda=None)), "names no CUDA version"),
+    "cuda word on the CPU's name": (_broken(lambda p: p["meta"].update(device_name="Test CPU")), "is the CPU"),
+    "cpu word with a CUDA version": (_broken(lambda p: p["meta"].update(device="cpu")), "names CUDA '12.8'"),
+    "records from another device": (_broken(lambda p: p["experiments"]["exp"]["records"][0].update(device="cpu")),
+                                    "measured on ['cpu'], but meta.device is 'cuda'"),
+    "sizes not the records'": (_broken(lambda p: p["experiments"]["exp"].update(sizes=[8, 16])), "does not match"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
 def test_a_bad_file_is_skipped_with_one_line_naming_it(tmp_path, capsys, case):
     content, reason = BAD_FILES[case]
-    good = json.dumps(_good_payload())
-    (tmp_path / "a-good.json").write_text(good)
+    (tmp_path / "a-good.json").write_text(_signed(_good_payload()))
     bad = tmp_path / "zz-bad.json"
     bad.write_bytes(content if isinstance(content, bytes) else content.encode())
     runs = reference.load_reference("exp", "cuda", directory=tmp_path)
@@ -83,7 +111,7 @@ def test_a_bad_file_is_skipped_with_one_line_naming_it(tmp_path, capsys, case):
 
 
 def test_the_good_payload_used_above_is_accepted(tmp_path, capsys):
-    (tmp_path / "good.json").write_text(json.dumps(_good_payload()))
+    (tmp_path / "good.json").write_text(_signed(_good_payload()))
     assert len(reference.load_reference("exp", "cuda", directory=tmp_path)) == 1
     assert capsys.readouterr().err == ""
 
@@ -142,3 +170,11 @@ def test_a_file_as_make_bench_writes_it_is_accepted_without_warning(tmp_path, ca
     runs = reference.load_reference("nb01.demo", "cpu", directory=tmp_path / "ref")
     assert len(runs) == 1 and runs[0].records == tuple(records) and runs[0].baseline == "reshape"
     assert capsys.readouterr().err == ""
+
+
+def test_the_committed_reference_files_verify():
+    files = sorted(reference.REFERENCE_DIR.glob("*.json"))
+    assert files, "data/reference/ holds no recorded file"
+    for path in files:
+        data = reference._read(path)
+        assert data["meta"]["device"] in ("cpu", "cuda")

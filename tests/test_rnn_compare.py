@@ -28,7 +28,7 @@ def test_plot_gradient_flow_draws_each_curve_from_min_distance():
     assert list(xs) == [1, 2, 3] and list(ys) == [0.5, 0.25, 0.125]
 
 
-@pytest.mark.parametrize("bad, match", [({}, "non-empty"), ([1.0], "mapping"), ({"a": torch.ones(2, 2)}, "1-D"),
+@pytest.mark.parametrize("bad, match", [({}, "is empty"), ([1.0], "must be a dict"), ({"a": torch.ones(2, 2)}, "1-D"),
                                         ({"a": []}, "empty"), ({"a": ["x"]}, "numbers")])
 def test_plots_reject_what_is_not_curves(bad, match):
     with pytest.raises(LabInputError, match=match):

@@ -24,10 +24,11 @@ def test_records_cover_every_implementation_and_size():
     assert all(r.median_s > 0 and r.iqr_s >= 0 and r.runs >= 1 and r.threads == 1 for r in records)
 
 
-def test_more_work_takes_longer_within_one_run():
-    records = timing.time_implementations(_builders(), [256], min_run_time=0.05, threads=1)
-    ratios = timing.speedups(records, "small")
-    assert ratios[("slow", 256, "forward")] > 3  # 20 tanh calls against 1
+def test_more_work_takes_longer_within_one_run(retry_timing):
+    # 20 tanh calls (and 19 adds) against 1: about 20x idle; 2x leaves room for both cores being busy
+    retry_timing(lambda: timing.speedups(timing.time_implementations(_builders(), [256], min_run_time=0.05,
+                                                                     threads=1), "small"),
+                 lambda ratios: ratios[("slow", 256, "forward")] > 2)
 
 
 def test_forward_backward_mode_runs_backward():
@@ -152,12 +153,12 @@ def test_interleaved_records_refuse_bad_input():
         timing.interleaved_records({"a": lambda: None}, size=0, mode="forward")
 
 
-def test_interleaved_sweep_gives_medians_over_rounds_for_every_point():
-    records = timing.interleaved_sweep(_builders(), [16, 64], mode="forward+backward", rounds=3, min_run_time=0.005)
+def test_interleaved_sweep_gives_medians_over_rounds_for_every_point(retry_timing):
+    records = retry_timing(  # 20 tanh calls against 1; measured 2.97 once with both cores busy, hence 2 and retries
+        lambda: timing.interleaved_sweep(_builders(), [16, 64], mode="forward+backward", rounds=3, min_run_time=0.005),
+        lambda rs: timing.speedups(rs, "small")[("slow", 64, "forward+backward")] > 2)
     assert {(r.implementation, r.size) for r in records} == {(i, s) for i in ("small", "slow") for s in (16, 64)}
     assert all(r.runs == 3 and r.threads == 1 and r.mode == "forward+backward" and r.iqr_s >= 0 for r in records)
-    ratios = timing.speedups(records, "small")
-    assert ratios[("slow", 64, "forward+backward")] > 3  # 20 tanh calls against 1
 
 
 def test_interleaved_sweep_times_each_point_once_per_round():

@@ -7,16 +7,17 @@ from helpers.timing import interleaved_cpu_medians
 from helpers.validation import LabInputError
 
 
-def test_cpu_time_leaves_out_time_the_thread_did_not_run():
-    medians = interleaved_cpu_medians({"sleep": lambda: time.sleep(0.004)}, rounds=3, min_run_time=0.001)
-    assert medians["sleep"] < 0.002  # 4 ms of wall clock each, almost no CPU
+def test_cpu_time_leaves_out_time_the_thread_did_not_run(retry_timing):
+    retry_timing(lambda: interleaved_cpu_medians({"sleep": lambda: time.sleep(0.004)}, rounds=3, min_run_time=0.001),
+                 lambda medians: medians["sleep"] < 0.002)  # 4 ms of wall clock each, almost no CPU
 
 
-def test_more_work_takes_more_cpu_time_and_threads_are_restored():
+def test_more_work_takes_more_cpu_time_and_threads_are_restored(retry_timing):
     before = torch.get_num_threads()
     x = torch.randn(256, 256)
-    medians = interleaved_cpu_medians({"one": lambda: x @ x, "eight": lambda: [x @ x for _ in range(8)]}, rounds=3)
-    assert medians["eight"] > 3 * medians["one"] > 0
+    retry_timing(lambda: interleaved_cpu_medians({"one": lambda: x @ x, "eight": lambda: [x @ x for _ in range(8)]},
+                                                 rounds=3),
+                 lambda medians: medians["eight"] > 3 * medians["one"] > 0)  # about 8x; cache contention costs some
     assert torch.get_num_threads() == before
 
 
