@@ -8,8 +8,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from helpers.validation import (LabInputError, describe_error, require_callable, require_finite, require_number,
-                                require_scalar_loss, require_tensor, run_specimen)
+from helpers.validation import (
+    LabInputError,
+    describe_error,
+    require_callable,
+    require_finite,
+    require_number,
+    require_scalar_loss,
+    run_specimen,
+)
 
 FLOAT64_REFERENCE = "float64 reference"
 
@@ -208,7 +215,7 @@ def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Te
     atol = require_number(atol, "atol", low=0)
     rtol = require_number(rtol, "rtol", low=0)
     names = [set(dict(m.named_parameters())) for m in models.values()]
-    for (name, model), pnames in zip(models.items(), names):
+    for name, pnames in zip(models, names, strict=True):
         if pnames != names[0]:
             first = next(iter(models))
             raise LabInputError(f"parameter names differ between {first!r} and {name!r}: only in {first!r}: "
@@ -319,7 +326,7 @@ def max_abs_diff(a: object, b: object) -> float:
             raise LabInputError(f"cannot compare shapes {tuple(a.shape)} and {tuple(b.shape)}.")
         return float((a.detach().double() - b.detach().double().to(a.device)).abs().max()) if a.numel() else 0.0
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
-        return max((max_abs_diff(p, q) for p, q in zip(a, b)), default=0.0)
+        return max((max_abs_diff(p, q) for p, q in zip(a, b, strict=True)), default=0.0)
     raise LabInputError(f"compare tensors, or tuples of tensors with the same structure; got {type(a).__name__} "
                         f"and {type(b).__name__}" + (f" of lengths {len(a)} and {len(b)}."
                                                      if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list))

@@ -5,6 +5,7 @@ training cells for longer than a lesson can wait; the notebook shows the file be
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,7 @@ def load_recorded(path: Path | str | None = None) -> dict:
     except FileNotFoundError:
         raise LabInputError(f"{path} does not exist; write it with 'python scripts/record_long_range.py'.") from None
     except (OSError, json.JSONDecodeError) as error:
-        raise LabInputError(f"{path} is not readable JSON ({error}); rewrite it with scripts/record_long_range.py.")
+        raise LabInputError(f"{path} is not readable JSON ({error}); rewrite it with scripts/record_long_range.py.") from error
     for key in ("meta", "settings", "runs"):
         if key not in data:
             raise LabInputError(f"{path} lacks {key!r}; rewrite it with scripts/record_long_range.py.")
@@ -70,7 +71,7 @@ def downsample(losses: Sequence[float], points: int = 100) -> tuple[list[int], l
         raise LabInputError("losses is empty.")
     edges = sorted({math.ceil(n * k / points) for k in range(points + 1)})
     steps, means = [], []
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         steps.append(hi)
         means.append(sum(losses[lo:hi]) / (hi - lo))
     return steps, means
@@ -97,7 +98,7 @@ def plot_recorded(data: Mapping, lines: Mapping[str, float] | None = None, axes=
         fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.8), sharey=True, squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
-    for ax, t in zip(axes, lengths):
+    for ax, t in zip(axes, lengths, strict=True):
         labelled = set()
         for run in [r for r in runs if r["seq_len"] == t]:
             kind = run["layer_type"]

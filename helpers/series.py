@@ -115,7 +115,7 @@ class Scaler:
     std: float
 
     @classmethod
-    def fit(cls, values: torch.Tensor) -> "Scaler":
+    def fit(cls, values: torch.Tensor) -> Scaler:
         """Scaler with the mean and (population) standard deviation of ``values``.
 
         Example:

@@ -11,8 +11,15 @@ import torch
 from torch.utils import benchmark
 
 from helpers.device import MAX_THREADS, pick_device, using_threads
-from helpers.validation import (LabInputError, require_callable, require_choice, require_number,
-                                require_positive_int, require_sizes, run_specimen)
+from helpers.validation import (
+    LabInputError,
+    require_callable,
+    require_choice,
+    require_number,
+    require_positive_int,
+    require_sizes,
+    run_specimen,
+)
 
 MODES = ("forward", "forward+backward")
 MAX_MIN_RUN_TIME_S = 60.0  # seconds of measurement per point; more never sharpens a median usefully
@@ -469,7 +476,7 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
     keys = list(dict.fromkeys((r.implementation, r.mode) for r in records))
     for impl, mode in keys:
         points = sorted((r.size, r.median_s, r.iqr_s) for r in records if (r.implementation, r.mode) == (impl, mode))
-        xs, ys, errs = zip(*points)
+        xs, ys, errs = zip(*points, strict=True)
         label = impl if len({m for _, m in keys}) == 1 else f"{impl} ({mode})"
         if fit and len(xs) >= 2:
             label += f", slope {fit_loglog_slope(xs, ys):.2f}"

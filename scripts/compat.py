@@ -271,7 +271,7 @@ def run_case(case: Case, command: str) -> dict[str, object]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     runner = Runner(workdir)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     record: dict[str, object] = {
         "case": case.name,
         "description": case.description,
