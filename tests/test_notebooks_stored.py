@@ -1,11 +1,14 @@
 """Strict nbval passes trivially on a notebook stored unexecuted, so check how each one is stored."""
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from notebook_hygiene import ignores_output, solution_cells, tidy_text  # noqa: E402
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 STORED_OUTPUT_LIMIT = 3_000_000  # bytes of outputs per notebook; figures are PNG, kept modest
 
@@ -90,7 +93,7 @@ def test_every_numbered_section_ends_in_a_checked_verdict(path):
     sections = _sections(json.loads(path.read_text())["cells"])
     assert sections, f"{path.name} has no numbered sections '## 1. ...'"
     for heading, cells in sections:
-        checked = [c for c in cells if "NBVAL_IGNORE_OUTPUT" not in "".join(c["source"])]
+        checked = [c for c in cells if not ignores_output(c)]
         verdicts = [c for c in checked if re.search(r"^Verdict: ", _text(c), flags=re.M)]
         assert verdicts, f"{path.name}: {heading!r} has no checked cell printing 'Verdict: ...'"
         assert checked[-1] is verdicts[-1], (
@@ -111,3 +114,18 @@ def test_summary_gives_one_word_verdicts(path):
     verdicts = [r.strip("|").split("|")[column].strip().strip("*") for r in rows[2:]]
     assert verdicts and set(verdicts) <= {"True", "False", "Partly"}, (
         f"{path.name}: summary verdicts must be one word (True / False / Partly); got {verdicts}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_stored_tidy(path):
+    """nbval tags instead of visible comment lines, solutions folded, no timestamps or random widget ids."""
+    text = path.read_text(encoding="utf-8")
+    tidied, changes = tidy_text(text, path.name)
+    tidy = tidied == text  # compared here: pytest's diff of two notebooks would bury the message
+    assert tidy, (f"{path.name} is not tidy ({', '.join(f'{k}: {v}' for k, v in changes.items() if v)}): "
+                            "run 'python scripts/notebook_hygiene.py --write' (make execute does)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_solutions_heading_has_cells_to_fold(path):
+    assert solution_cells(json.loads(path.read_text())), f"{path.name}: nothing under its '### Solutions' heading"
