@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from helpers.lines import HATCHES, PALETTE
 from helpers.validation import (
     LabInputError,
     describe_error,
@@ -89,7 +90,9 @@ class GradientComparison:
             values = [self.row(impl, q).max_abs_diff for q in quantities]
             # exact zeros have no place on a log axis; draw them at a floor and say so in the label
             shown = [max(v, 1e-18) for v in values]
-            ax.bar(np.arange(len(quantities)) + k * width, shown, width, label=impl)
+            # colour and hatch: the bars stay apart without colour vision (helpers.lines)
+            ax.bar(np.arange(len(quantities)) + k * width, shown, width, label=impl,
+                   color=PALETTE[k % len(PALETTE)], hatch=HATCHES[k % len(HATCHES)], edgecolor="white")
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(quantities)) + width * (len(impls) - 1) / 2, quantities)
         ax.set_ylabel("max |gradient − baseline| (1e-18 = exactly equal)")

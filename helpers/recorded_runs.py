@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from helpers.lines import line_style
 from helpers.validation import LabInputError
 
 RECORDED_PATH = Path(__file__).resolve().parents[1] / "data" / "recorded" / "long_range.json"
@@ -103,8 +104,8 @@ def plot_recorded(data: Mapping, lines: Mapping[str, float] | None = None, axes=
         for run in [r for r in runs if r["seq_len"] == t]:
             kind = run["layer_type"]
             k = LAYER_ORDER.index(kind) if kind in LAYER_ORDER else 3
-            ax.plot(run["loss_steps"], run["loss_curve"], color=f"C{k}", lw=1.2, alpha=0.85,
-                    label=None if kind in labelled else kind)
+            ax.plot(run["loss_steps"], run["loss_curve"], lw=1.2, alpha=0.85,
+                    label=None if kind in labelled else kind, **line_style(k, len(run["loss_curve"])))
             labelled.add(kind)
         for j, (label, y) in enumerate((lines or {}).items()):
             ax.axhline(float(y), color="k" if j == 0 else "grey", ls="--" if j == 0 else ":", lw=1, label=label)
