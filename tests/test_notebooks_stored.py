@@ -9,6 +9,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from notebook_hygiene import ignores_output, solution_cells, tidy_text  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 STORED_OUTPUT_LIMIT = 3_000_000  # bytes of outputs per notebook; figures are PNG, kept modest
 
