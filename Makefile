@@ -34,10 +34,10 @@ help:
 	@echo "make test         ruff, helper unit tests + doctests + strict nbval over every notebook"
 	@echo "make lint         ruff check over helpers, tests, scripts, website and the notebooks"
 	@echo "make check-env    versions, CUDA, threads, widgets, graphviz, and what to do about gaps"
-	@echo "make execute      re-run every notebook in place so stored outputs come from a real run"
+	@echo "make execute      re-run every notebook in place, check the 60 s budget, tidy them (notebook_hygiene.py)"
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
 	@echo "make test-compat  the tests in separate environments (torch 2.14.1, floor versions); records in compat/records/"
-	@echo "make bench        record reference timings into data/reference/ (see README)"
+	@echo "make bench        record reference timings into data/reference/ (see CONTRIBUTING.md)"
 	@echo "make site         build the course website from the stored notebooks into build/site/"
 	@echo "make test-site    build the site and check every page in headless Chromium, offline"
 
