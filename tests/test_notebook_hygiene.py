@@ -159,6 +159,18 @@ def test_views_inside_an_output_widget_are_followed():
     assert state[first]["state"]["outputs"][0]["data"][VIEW]["model_id"] == second
 
 
+def test_printed_text_in_chunks_is_stored_as_one_output_per_stream():
+    cell = new_code_cell("...", outputs=[new_output("stream", name="stdout", text="a\n"),
+                                         new_output("stream", name="stdout", text="b\n"),
+                                         new_output("stream", name="stderr", text="warning\n"),
+                                         new_output("stream", name="stdout", text="c\n")])
+    nb = new_notebook(cells=[cell])
+    assert hygiene.coalesce_streams(nb) == 1
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "a\nb\n"), ("stderr", "warning\n"),
+                                                               ("stdout", "c\n")]  # order across streams kept
+    assert hygiene.coalesce_streams(nb) == 0
+
+
 def test_check_reports_and_write_fixes(tmp_path, capsys):
     path = _write(tmp_path / "01_demo.ipynb", _course_like())
     before = path.read_text()
