@@ -14,21 +14,35 @@ CELL_TIMEOUT ?= 300
 # The browser test drives Debian's Chromium (apt-get install chromium); Playwright's own download is never used.
 CHROMIUM ?= /usr/bin/chromium
 NOTEBOOK_TIMEOUT ?= 600
+# Which torch build the first install puts into .venv. On Linux the package index's torch bundles CUDA
+# (several GB of nvidia-* packages), so torch comes from PyTorch's CPU wheel index, and from it alone
+# (--index-url, --no-deps: pip cannot fall back to the CUDA build). Elsewhere the index's torch is CPU-only.
+#   make lab TORCH_INDEX=https://download.pytorch.org/whl/cu130   a CUDA build from PyTorch's index
+#   make lab TORCH_INDEX=pypi     torch from pip's configured index with everything else (on Linux: CUDA)
+UNAME ?= $(shell uname -s)
+ifeq ($(UNAME),Linux)
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+else
+TORCH_INDEX ?= pypi
+endif
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 
-.PHONY: help lab test check-env execute verdicts test-browser test-compat site test-site bench lock clean
+.PHONY: help lab test lint check-env execute verdicts test-browser test-compat site test-site bench lock clean
 
 help:
 	@echo "make lab          open JupyterLab on notebooks/ (creates .venv on first use)"
-	@echo "make test         helper unit tests + doctests + strict nbval over every notebook"
+	@echo "make test         ruff, helper unit tests + doctests + strict nbval over every notebook"
+	@echo "make lint         ruff check over helpers, tests, scripts, website and the notebooks"
 	@echo "make check-env    versions, CUDA, threads, widgets, graphviz, and what to do about gaps"
-	@echo "make execute      re-run every notebook in place so stored outputs come from a real run"
+	@echo "make execute      re-run every notebook in place, check the 60 s budget, tidy them (notebook_hygiene.py)"
 	@echo "make verdicts     run every notebook 3 times (once with all cores busy) and show each verdict's margin"
 	@echo "make test-browser run every notebook live in JupyterLab in headless Chromium"
 	@echo "make test-compat  the tests in separate environments (torch 2.14.1, floor versions); records in compat/records/"
-	@echo "make bench        record reference timings into data/reference/ (see README)"
+	@echo "make bench        record reference timings into data/reference/ (see CONTRIBUTING.md)"
 	@echo "make site         build the course website from the stored notebooks into build/site/"
 	@echo "make test-site    build the site and check every page in headless Chromium, offline"
 
+# The first install: no --quiet, because it downloads a few hundred MB and pip's progress shows it working.
 $(STAMP): pyproject.toml constraints.txt lab-overrides.json
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { \
 	  echo "No Python 3.11 or 3.12 found (on PATH, in pyenv, Homebrew or python.org's usual places)."; \
@@ -37,7 +51,9 @@ $(STAMP): pyproject.toml constraints.txt lab-overrides.json
 	  echo "'pyenv install 3.11', or use conda: 'conda env create -f environment.yml' (see README)."; \
 	  echo "Or point make at one you have: make lab PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[lab,test]'
+	@sh scripts/find-python.sh --check $(BIN)/python
+	$(if $(filter-out pypi,$(TORCH_INDEX)),$(PIP_INSTALL) --no-deps --index-url $(TORCH_INDEX) torch)
+	$(PIP_INSTALL) -e '.[lab,test]'
 	@# JupyterLab defaults for the course (code cells wrap long lines instead of scrolling sideways)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
@@ -45,8 +61,12 @@ $(STAMP): pyproject.toml constraints.txt lab-overrides.json
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $(ROOT_FLAG)
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest --doctest-modules helpers tests $(NOTEBOOKS)
+
+# ruff's configuration is [tool.ruff] in pyproject.toml (notebooks included); ruff is pinned in constraints.txt.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 check-env: $(STAMP)
 	@$(BIN)/python -m helpers.device
@@ -55,11 +75,16 @@ check-env: $(STAMP)
 # and polls the kernel in short bounded waits (nbclient#312: a missed reply after a panel cell stalled for a
 # whole cell timeout). It checks CELL_TIMEOUT and the path before running anything; run_with_timeout.py
 # (not GNU timeout, which macOS and Windows lack) holds each notebook to NOTEBOOK_TIMEOUT and checks it first.
+# The course promises each notebook runs in under a minute: make execute reads every notebook's run time
+# from its cells' timestamps and fails above NOTEBOOK_BUDGET s (scripts/notebook_hygiene.py, which then drops
+# the timestamps and renumbers widget ids so an unchanged re-run changes no line outside real outputs).
+NOTEBOOK_BUDGET ?= 60
 execute: $(STAMP)
 	@set -e; for nb in $(NOTEBOOKS); do \
 	  $(BIN)/python scripts/run_with_timeout.py '$(NOTEBOOK_TIMEOUT)' \
 	    $(BIN)/python -m helpers.execute --in-place --cell-timeout '$(CELL_TIMEOUT)' "$$nb"; \
 	done
+	$(BIN)/python scripts/notebook_hygiene.py --write --budget $(NOTEBOOK_BUDGET) $(NOTEBOOKS)
 
 # How firmly each checked verdict holds: every notebook executed VERDICT_RUNS times, run 2 with every core
 # busy; writes data/reference/verdicts.json and fails on a changed outcome or a timing margin below 1.5.

@@ -237,7 +237,7 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
     if walked != expected:
         return CheckResult(name, False, f"the backward passes walked {walked} steps in total; a reach of {reach} "
                            f"over {steps} steps walks {expected} (min(t + 1, {reach}) at step t).")
-    if all(torch.equal(a, b) for a, b in zip(before, model.parameters())):
+    if all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)):
         return CheckResult(name, False, "the weights did not change; call optimizer.step() after each backward.")
     if reference is not None:
         _sliding_window_reference(reference, inputs, targets, reach, init_hidden)

@@ -102,7 +102,7 @@ def check_close(answer: object, expected: object, name: str = "answer",
         if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):
             return CheckResult(name, False, f"expected a sequence of {len(expected)} items; got {type(answer).__name__}"
                                + (f" of {len(answer)}" if isinstance(answer, (tuple, list)) else "") + ".")
-        for i, (a, e) in enumerate(zip(answer, expected)):
+        for i, (a, e) in enumerate(zip(answer, expected, strict=True)):
             part = check_close(a, e, f"{name}[{i}]", atol, rtol)
             if not part.passed:
                 return CheckResult(name, False, f"item {i}: {part.message}")

@@ -8,8 +8,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from helpers.validation import (LabInputError, require_callable, require_finite, require_number,
-                                require_scalar_loss, require_tensor, run_specimen)
+from helpers.lines import HATCHES, PALETTE
+from helpers.validation import (
+    LabInputError,
+    require_callable,
+    require_finite,
+    require_number,
+    require_scalar_loss,
+    require_tensor,
+    run_specimen,
+)
 
 FLOAT64_REFERENCE = "float64 reference"
 
@@ -82,7 +90,9 @@ class GradientComparison:
             values = [self.row(impl, q).max_abs_diff for q in quantities]
             # exact zeros have no place on a log axis; draw them at a floor and say so in the label
             shown = [max(v, 1e-18) for v in values]
-            ax.bar(np.arange(len(quantities)) + k * width, shown, width, label=impl)
+            # colour and hatch: the bars stay apart without colour vision (helpers.lines)
+            ax.bar(np.arange(len(quantities)) + k * width, shown, width, label=impl,
+                   color=PALETTE[k % len(PALETTE)], hatch=HATCHES[k % len(HATCHES)], edgecolor="white")
         ax.set_yscale("log")
         ax.set_xticks(np.arange(len(quantities)) + width * (len(impls) - 1) / 2, quantities)
         ax.set_ylabel("max |gradient − baseline| (1e-18 = exactly equal)")
@@ -210,7 +220,7 @@ def compare_gradients(models: Mapping[str, nn.Module], inputs: Sequence[torch.Te
     atol = require_number(atol, "atol", low=0)
     rtol = require_number(rtol, "rtol", low=0)
     names = [set(dict(m.named_parameters())) for m in models.values()]
-    for (name, model), pnames in zip(models.items(), names):
+    for name, pnames in zip(models, names, strict=True):
         if pnames != names[0]:
             first = next(iter(models))
             raise LabInputError(f"parameter names differ between {first!r} and {name!r}: only in {first!r}: "
@@ -331,7 +341,7 @@ def max_abs_diff(a: object, b: object) -> float:
                                     "where it comes from (e.g. torch.isnan(x).nonzero()).")
         return float((a.detach().double() - b.detach().double().to(a.device)).abs().max()) if a.numel() else 0.0
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
-        return max((max_abs_diff(p, q) for p, q in zip(a, b)), default=0.0)
+        return max((max_abs_diff(p, q) for p, q in zip(a, b, strict=True)), default=0.0)
     raise LabInputError(f"compare tensors, or tuples of tensors with the same structure; got {type(a).__name__} "
                         f"and {type(b).__name__}" + (f" of lengths {len(a)} and {len(b)}."
                                                      if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list))

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import matplotlib
-
 import torch
 
 from helpers.validation import LabInputError, one_line, require_mapping, require_positive_int, require_tensor
@@ -186,7 +185,7 @@ def _matplotlib_png(tensor: torch.Tensor, title: str) -> bytes:
 def _summary_png(stats: GraphStats, title: str, reason: str) -> bytes:
     import matplotlib.pyplot as plt
 
-    names, counts = zip(*stats.node_types.most_common())
+    names, counts = zip(*stats.node_types.most_common(), strict=True)
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.2))
     ax.barh(names, counts, color="tab:blue")
     ax.invert_yaxis()
@@ -293,7 +292,7 @@ def side_by_side(views: Mapping[str, GraphView]) -> bytes:
         if not isinstance(view, GraphView):
             raise LabInputError(f"views[{name!r}] is a {type(view).__name__}; pass what draw_graph returns.")
     fig, axes = plt.subplots(1, len(views), figsize=(5 * len(views), 6), squeeze=False)
-    for ax, (name, view) in zip(axes[0], views.items()):
+    for ax, (name, view) in zip(axes[0], views.items(), strict=True):
         ax.imshow(matplotlib.image.imread(io.BytesIO(view.png), format="png"))
         ax.set_title(f"{name}: {view.stats.nodes} nodes, depth {view.stats.depth}", fontsize=10, parse_math=False)
         ax.axis("off")

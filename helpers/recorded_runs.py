@@ -5,11 +5,13 @@ training cells for longer than a lesson can wait; the notebook shows the file be
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from helpers.integrity import DataFileError, read_json_verified
+from helpers.lines import line_style
 from helpers.validation import LabInputError
 
 RECORDED_PATH = Path(__file__).resolve().parents[1] / "data" / "recorded" / "long_range.json"
@@ -161,7 +163,7 @@ def downsample(losses: Sequence[float], points: int = 100) -> tuple[list[int], l
         raise LabInputError("losses is empty.")
     edges = sorted({math.ceil(n * k / points) for k in range(points + 1)})
     steps, means = [], []
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in itertools.pairwise(edges):
         steps.append(hi)
         means.append(sum(losses[lo:hi]) / (hi - lo))
     return steps, means
@@ -188,13 +190,13 @@ def plot_recorded(data: Mapping, lines: Mapping[str, float] | None = None, axes=
         fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths), 3.8), sharey=True, squeeze=False)
         axes = axes[0]
     fig = axes[0].figure
-    for ax, t in zip(axes, lengths):
+    for ax, t in zip(axes, lengths, strict=True):
         labelled = set()
         for run in [r for r in runs if r["seq_len"] == t]:
             kind = run["layer_type"]
             k = LAYER_ORDER.index(kind) if kind in LAYER_ORDER else 3
-            ax.plot(run["loss_steps"], run["loss_curve"], color=f"C{k}", lw=1.2, alpha=0.85,
-                    label=None if kind in labelled else kind)
+            ax.plot(run["loss_steps"], run["loss_curve"], lw=1.2, alpha=0.85,
+                    label=None if kind in labelled else kind, **line_style(k, len(run["loss_curve"])))
             labelled.add(kind)
         for j, (label, y) in enumerate((lines or {}).items()):
             ax.axhline(float(y), color="k" if j == 0 else "grey", ls="--" if j == 0 else ":", lw=1, label=label)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from helpers.lines import line_style
 from helpers.validation import LabInputError, require_mapping, require_series, run_specimen
 
 LAYER_TYPES = ("RNN", "LSTM", "GRU")
@@ -67,7 +68,7 @@ def plot_gradient_flow(curves: Mapping[str, Sequence[float] | torch.Tensor], ax=
         _, ax = plt.subplots(figsize=(7, 4))
     for k, (label, ratios) in enumerate(data.items()):
         d = list(range(min_distance, len(ratios)))
-        ax.plot(d, [max(r, 1e-300) for r in ratios[min_distance:]], color=f"C{k % 10}", lw=2, label=label)
+        ax.plot(d, [max(r, 1e-300) for r in ratios[min_distance:]], lw=2, label=label, **line_style(k, len(d)))
     ax.set_yscale("log")
     # mathtext, so the subscripts render instead of showing raw braces; the sum is what is differentiated
     ax.set_xlabel(r"distance $d$ (steps between the input $x_{T-d}$ and the last state $h_T$)")
@@ -103,7 +104,8 @@ def plot_losses(curves: Mapping[str, Sequence[float]], ax=None, window: int = 20
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     for k, (label, losses) in enumerate(data.items()):
-        ax.plot(range(1, len(losses) + 1), smooth(losses, window), color=f"C{k % 10}", lw=1.5, label=label)
+        ax.plot(range(1, len(losses) + 1), smooth(losses, window), lw=1.5, label=label,
+                **line_style(k, len(losses)))
     for k, (label, y) in enumerate((lines or {}).items()):
         ax.axhline(float(y), color="k" if k == 0 else "grey", ls="--" if k == 0 else ":", lw=1, label=label)
     ax.set_yscale("log")

@@ -21,6 +21,7 @@ from pathlib import Path
 import ipywidgets as W
 import torch
 
+from helpers.lines import line_style
 from helpers.validation import LabInputError, require_file, require_positive_int, require_tensor, run_specimen
 from helpers.widgets import Panel
 
@@ -116,7 +117,7 @@ class Scaler:
     std: float
 
     @classmethod
-    def fit(cls, values: torch.Tensor) -> "Scaler":
+    def fit(cls, values: torch.Tensor) -> Scaler:
         """Scaler with the mean and (population) standard deviation of ``values``.
 
         Example:
@@ -245,7 +246,7 @@ def plot_forecasts(series: Series, split: int, predictions: Mapping[str, torch.T
     ax.plot(years, truth, color="k", marker=".", label="truth (held out)")
     for i, (label, values) in enumerate(predictions.items()):
         n = values.shape[0]
-        ax.plot(years[:n], values, color=f"C{i}", ls=("-", "--", ":", "-.")[i % 4],
+        ax.plot(years[:n], values, **line_style(i, n),
                 label=f"{label} (RMSE {rmse(values, truth[:n]):.1f})")
     ax.axvline(float(series.years[split]) - 0.5, color="0.3", lw=0.8, ls=":")
     ax.set_xlabel("year")
@@ -265,10 +266,10 @@ def plot_rmse_by_horizon(curves: Mapping[str, torch.Tensor], unit: str = "", ax=
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.4), constrained_layout=True)
-    for label, curve in curves.items():
+    for k, (label, curve) in enumerate(curves.items()):
         curve = torch.as_tensor(curve)
         horizons = range(1, curve.shape[0] + 1)
-        ax.plot(horizons, curve, marker="." if curve.shape[0] < 40 else None, label=label)
+        ax.plot(horizons, curve, label=label, **line_style(k, curve.shape[0]))
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

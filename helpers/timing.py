@@ -11,8 +11,17 @@ import torch
 from torch.utils import benchmark
 
 from helpers.device import MAX_THREADS, pick_device, using_threads
-from helpers.validation import (LabInputError, require_callable, require_choice, require_mapping, require_number,
-                                require_positive_int, require_sizes, run_specimen)
+from helpers.lines import line_style
+from helpers.validation import (
+    LabInputError,
+    require_callable,
+    require_choice,
+    require_mapping,
+    require_number,
+    require_positive_int,
+    require_sizes,
+    run_specimen,
+)
 
 MODES = ("forward", "forward+backward")
 MAX_MIN_RUN_TIME_S = 60.0  # seconds of measurement per point; more never sharpens a median usefully
@@ -459,13 +468,14 @@ def plot_timings(records: Sequence[TimingRecord], size_label: str = "size", ax=N
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     keys = list(dict.fromkeys((r.implementation, r.mode) for r in records))
-    for impl, mode in keys:
+    for k, (impl, mode) in enumerate(keys):
         points = sorted((r.size, r.median_s, r.iqr_s) for r in records if (r.implementation, r.mode) == (impl, mode))
-        xs, ys, errs = zip(*points)
+        xs, ys, errs = zip(*points, strict=True)
         label = impl if len({m for _, m in keys}) == 1 else f"{impl} ({mode})"
         if fit and len(xs) >= 2:
             label += f", slope {fit_loglog_slope(xs, ys):.2f}"
-        ax.errorbar(xs, [y * 1e3 for y in ys], yerr=[e * 1e3 / 2 for e in errs], marker="o", capsize=3, label=label)
+        ax.errorbar(xs, [y * 1e3 for y in ys], yerr=[e * 1e3 / 2 for e in errs], capsize=3, label=label,
+                    **line_style(k))
     ax.set_xscale("log")
     ax.set_yscale("log")
     label_measured_sizes(ax, [r.size for r in records])

@@ -151,7 +151,7 @@ class Panel:
             if not isinstance(control, W.ValueWidget):
                 raise LabInputError(f"control {name!r} must be an ipywidgets value widget (IntSlider, Checkbox, ...).")
         try:
-            inspect.signature(fn).bind(**{name: None for name in controls})
+            inspect.signature(fn).bind(**dict.fromkeys(controls))
         except TypeError as error:
             raise LabInputError(f"fn cannot take the controls as keyword arguments ({error}); name each control "
                                 f"after one of fn's arguments. Controls: {sorted(controls)}.") from None
@@ -184,7 +184,7 @@ class Panel:
         """The controls' current values, as ``fn`` will receive them."""
         return {name: control.value for name, control in self.controls.items()}
 
-    def set(self, **values: object) -> "Panel":
+    def set(self, **values: object) -> Panel:
         """Set control values from Python (as a learner would by hand); returns the panel.
 
         A value is checked before it is assigned, so a refused value leaves the control as it was; range

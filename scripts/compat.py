@@ -4,7 +4,7 @@ Each case builds a fresh virtual environment under ``build/compat/<case>/``, ins
 Python, PyTorch and the other dependencies, and runs there what ``make test`` runs here: the helpers' unit
 tests, their doctests and strict nbval over the notebooks, in a fresh clone of the current commit. It then writes
 ``compat/records/<case>.json``: versions, date, machine, the exact commands, and pass/fail per test. The
-README's tested matrix is read from those files (``tests/test_compat.py`` checks that they agree).
+tested matrix in CONTRIBUTING.md is read from those files (``tests/test_compat.py`` checks that they agree).
 
     python scripts/compat.py                  # the cases installable from this machine's disk (make test-compat)
     python scripts/compat.py --case colab-like-py312   # one case by name
@@ -271,7 +271,7 @@ def run_case(case: Case, command: str) -> dict[str, object]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     runner = Runner(workdir)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     record: dict[str, object] = {
         "case": case.name,
         "description": case.description,
@@ -330,7 +330,8 @@ def write_record(record: dict[str, object]) -> Path:
     return path
 
 
-README = ROOT / "README.md"
+# The tested matrix lives in the maintainers' guide (the README links it).
+README = ROOT / "CONTRIBUTING.md"
 MATRIX_START, MATRIX_END = "<!-- compat-matrix:start -->", "<!-- compat-matrix:end -->"
 
 
@@ -380,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", action="append", choices=sorted(known),
                         help="run this case (repeatable); default: the cases marked default")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
-    parser.add_argument("--readme", action="store_true", help="only rewrite README's matrix from compat/records/")
+    parser.add_argument("--readme", action="store_true", help="only rewrite CONTRIBUTING.md's matrix from compat/records/")
     args = parser.parse_args(argv)
     if args.readme:
         write_readme_matrix()

@@ -2,8 +2,13 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.autograd_loops import (AnomalyReport, BackwardCall, anomaly_report, backward_calls,
-                                    check_sliding_window_training)
+from helpers.autograd_loops import (
+    AnomalyReport,
+    BackwardCall,
+    anomaly_report,
+    backward_calls,
+    check_sliding_window_training,
+)
 from helpers.validation import LabInputError
 
 
@@ -44,7 +49,7 @@ def sliding_window(model, inputs, targets, optimizer, reach):  # a right answer
 
 def article_loop(model, inputs, targets, optimizer, reach):  # crashes: the in-place error
     hidden = _zero(model, inputs)
-    for x_t, y_t in zip(inputs, targets):
+    for x_t, y_t in zip(inputs, targets, strict=True):
         optimizer.zero_grad()
         output, hidden = model(x_t, hidden)
         torch.mean((output - y_t) ** 2).backward(retain_graph=True)
@@ -53,7 +58,7 @@ def article_loop(model, inputs, targets, optimizer, reach):  # crashes: the in-p
 
 def detach_every_step(model, inputs, targets, optimizer, reach):  # runs, but reaches one step only
     hidden = _zero(model, inputs)
-    for x_t, y_t in zip(inputs, targets):
+    for x_t, y_t in zip(inputs, targets, strict=True):
         output, hidden = model(x_t, hidden.detach())
         optimizer.zero_grad()
         torch.mean((output - y_t) ** 2).backward()
@@ -62,7 +67,7 @@ def detach_every_step(model, inputs, targets, optimizer, reach):  # runs, but re
 
 def retained_without_update(model, inputs, targets, optimizer, reach):  # reaches back with retain_graph
     hidden = _zero(model, inputs)
-    for x_t, y_t in zip(inputs, targets):
+    for x_t, y_t in zip(inputs, targets, strict=True):
         output, hidden = model(x_t, hidden)
         torch.mean((output - y_t) ** 2).backward(retain_graph=True)
     for _ in inputs:
@@ -73,7 +78,7 @@ def one_update_per_window(model, inputs, targets, optimizer, reach):  # truncate
     hidden = _zero(model, inputs)
     for start in range(0, len(inputs), reach):
         hidden, loss = hidden.detach(), 0
-        for x_t, y_t in zip(inputs[start:start + reach], targets[start:start + reach]):
+        for x_t, y_t in zip(inputs[start:start + reach], targets[start:start + reach], strict=True):
             output, hidden = model(x_t, hidden)
             loss = loss + torch.mean((output - y_t) ** 2)
         optimizer.zero_grad()
@@ -160,7 +165,7 @@ def test_sliding_window_check_catches_wrong_answers(wrong, says):
 def test_sliding_window_check_catches_updates_that_change_nothing():
     def zeroed_before_the_step(model, inputs, targets, optimizer, reach):
         hidden = _zero(model, inputs)
-        for x_t, y_t in zip(inputs, targets):
+        for x_t, y_t in zip(inputs, targets, strict=True):
             output, hidden = model(x_t, hidden.detach())
             torch.mean((output - y_t) ** 2).backward()
             optimizer.zero_grad()

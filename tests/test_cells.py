@@ -7,8 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.cells import (LONGEST_CHOICES, StepTrace, make_step_panel, make_timing_panel, plot_loop_vs_fused,
-                           plot_step_trace, step_through, sweep_lengths, timing_memory_estimate)
+from helpers.cells import (
+    LONGEST_CHOICES,
+    StepTrace,
+    make_step_panel,
+    make_timing_panel,
+    plot_loop_vs_fused,
+    plot_step_trace,
+    step_through,
+    sweep_lengths,
+    timing_memory_estimate,
+)
 from helpers.timing import time_implementations
 from helpers.validation import LabInputError
 

@@ -50,7 +50,7 @@ def test_every_direct_dependency_is_pinned_in_both_files():
     extras = project["optional-dependencies"]
     wanted = project["dependencies"] + extras["lab"] + extras["test"]
     names = {_norm(re.split(r"[<>=!~\[ ]", spec)[0]) for spec in wanted}
-    env_pins = {_norm(PIN.match(l)[1]) for l in _environment_pip() if PIN.match(l)}
+    env_pins = {_norm(PIN.match(line)[1]) for line in _environment_pip() if PIN.match(line)}
     pins = _constraints()
     assert names <= set(pins), f"not pinned in constraints.txt: {names - set(pins)}"
     assert names <= env_pins, f"not pinned in environment.yml: {names - env_pins}"

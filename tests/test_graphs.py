@@ -1,3 +1,4 @@
+import itertools
 import os
 import time
 
@@ -29,7 +30,7 @@ def test_stats_count_distinct_nodes_types_and_depth():
 
 def test_graph_grows_linearly_with_loop_iterations():
     sizes = [graphs.graph_stats(_chain(n)).nodes for n in (1, 2, 3, 4)]
-    assert [b - a for a, b in zip(sizes, sizes[1:])] == [2, 2, 2]
+    assert [b - a for a, b in itertools.pairwise(sizes)] == [2, 2, 2]
 
 
 def test_stats_reject_tensor_without_history():

@@ -1,11 +1,15 @@
 """Strict nbval passes trivially on a notebook stored unexecuted, so check how each one is stored."""
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from notebook_hygiene import ignores_output, solution_cells, tidy_text  # noqa: E402
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 STORED_OUTPUT_LIMIT = 3_000_000  # bytes of outputs per notebook; figures are PNG, kept modest
 
@@ -81,12 +85,6 @@ def _sections(cells):
     return sections
 
 
-def _ignored(cell) -> bool:
-    """nbval skips a cell's output when it carries the tag or starts with the comment."""
-    return ("nbval-ignore-output" in cell.get("metadata", {}).get("tags", [])
-            or "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]))
-
-
 def _text(cell):
     return "".join("".join(o.get("text", "")) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
@@ -99,7 +97,7 @@ def test_every_numbered_section_ends_in_a_checked_verdict(path):
     sections = _sections(json.loads(path.read_text())["cells"])
     assert sections, f"{path.name} has no numbered sections '## 1. ...'"
     for heading, cells in sections:
-        checked = [c for c in cells if not _ignored(c)]
+        checked = [c for c in cells if not ignores_output(c)]
         verdicts = [c for c in checked if re.search(r"^Verdict: ", _text(c), flags=re.M)]
         assert verdicts, f"{path.name}: {heading!r} has no checked cell printing 'Verdict: ...'"
         assert checked[-1] is verdicts[-1], (
@@ -137,7 +135,7 @@ def test_summary_is_generated_from_the_records(path):
     assert "| Belief" not in "".join(heading["source"]), f"{path.name}: the summary is a typed table"
     assert code is not None and ".summary()" in "".join(code["source"]), (
         f"{path.name}: the cell after '## Summary' must print verdicts.summary()")
-    assert not _ignored(code), f"{path.name}: the summary cell must be checked by nbval (no ignore)"
+    assert not ignores_output(code), f"{path.name}: the summary cell must be checked by nbval (no ignore)"
     output = _text(code)
     numbered = [int(re.match(r"^##\s+(\d+)\.", h).group(1)) for h, _ in _sections(cells)]
     summarised = [int(n) for n in re.findall(r"^§(\d+)  ", output, flags=re.M)]
@@ -173,3 +171,18 @@ def test_quoted_beliefs_are_the_articles_words(path):
                 if len(_normalised(part).split()) >= 3:
                     assert _normalised(part) in everything, (
                         f"{path.name} cell {i} quotes {part.strip()[:60]!r} as a belief; no article says it")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_stored_tidy(path):
+    """nbval tags instead of visible comment lines, solutions folded, no timestamps or random widget ids."""
+    text = path.read_text(encoding="utf-8")
+    tidied, changes = tidy_text(text, path.name)
+    tidy = tidied == text  # compared here: pytest's diff of two notebooks would bury the message
+    assert tidy, (f"{path.name} is not tidy ({', '.join(f'{k}: {v}' for k, v in changes.items() if v)}): "
+                            "run 'python scripts/notebook_hygiene.py --write' (make execute does)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_solutions_heading_has_cells_to_fold(path):
+    assert solution_cells(json.loads(path.read_text())), f"{path.name}: nothing under its '### Solutions' heading"

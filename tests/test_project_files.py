@@ -5,6 +5,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +55,38 @@ def test_readme_links_use_the_repository_and_tag_of_pyproject():
     assert f"https://mybinder.org/v2/gh/{owner_repo}/{colab_cell.release_tag()}?urlpath=lab/tree/notebooks" in readme
     assert colab_cell.colab_url("01_time_distributed.ipynb") in readme
     assert f"release tag (`{colab_cell.release_tag()}`)" in readme
+
+
+PYTHON_POLICY = ("3.11 made the stored outputs, 3.12 is tested too. 3.13 and newer are not tested: `make` never "
+                 "picks them and warns if you point it at one")
+
+
+@pytest.mark.parametrize("page", ["README.md", "INSTRUCTORS.md", "website/index.md"])
+def test_one_python_policy_everywhere(page):
+    text = " ".join((ROOT / page).read_text().split())
+    assert PYTHON_POLICY in text, f"{page} must state the Python policy in the same words as the README"
+    assert "3.11 is required" not in text and "requires 3.11" not in text
+
+
+def test_instructors_guide_quotes_messages_make_really_prints():
+    guide = (ROOT / "INSTRUCTORS.md").read_text()
+    makefile, finder = (ROOT / "Makefile").read_text(), (ROOT / "scripts" / "find-python.sh").read_text()
+    assert "`No Python 3.11 or 3.12 found`" in guide and "No Python 3.11 or 3.12 found" in makefile
+    assert "`warning: Python 3.13 … is not tested`" in guide and '"warning: Python $version ($2) is not tested' in finder
+
+
+def test_readme_leads_with_the_course_and_keeps_maintainer_material_out():
+    readme = (ROOT / "README.md").read_text()
+    headings = [line for line in readme.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["## Course map", "## Set up: two commands"]
+    for maintainer_topic in ("make test-compat", "make bench", "compat-matrix", "make test-browser"):
+        assert maintainer_topic not in readme, maintainer_topic
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    for topic in ("## Tested versions", "## Editing a notebook", "## Course website", "## Publishing a release",
+                  "make bench", "git push origin v0.1.0"):
+        assert topic in contributing, topic
+
+
+def test_changelog_describes_the_version_of_pyproject():
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert f"## {PROJECT['project']['version']} " in changelog

@@ -8,8 +8,19 @@ import shutil
 import pytest
 import torch
 
-from helpers.series import (SUNSPOTS_PATH, SUNSPOTS_SHA256, Scaler, load_sunspots, make_forecast_panel, make_windows,
-                            plot_forecasts, plot_rmse_by_horizon, rmse, rmse_by_horizon, sha256_of)
+from helpers.series import (
+    SUNSPOTS_PATH,
+    SUNSPOTS_SHA256,
+    Scaler,
+    load_sunspots,
+    make_forecast_panel,
+    make_windows,
+    plot_forecasts,
+    plot_rmse_by_horizon,
+    rmse,
+    rmse_by_horizon,
+    sha256_of,
+)
 from helpers.validation import LabInputError
 
 

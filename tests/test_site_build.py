@@ -43,6 +43,26 @@ def test_landing_page_carries_the_readme_map_setup_and_links():
     assert "instructors" in page and "instructors.md" in page
 
 
+def test_readme_setup_block_fits_the_landing_page():
+    # about 90 characters fit a code line in the site's article column; longer ones were cut off
+    block = build.setup_commands(README)
+    assert max(len(line) for line in block.splitlines()) <= 90, block
+    lines = [line for line in block.splitlines() if line.startswith("make ")]
+    assert [line.split()[1] for line in lines] == ["test", "lab"], "make test first: make lab keeps running"
+
+
+def test_site_extension_gives_figures_alt_text_from_their_titles():
+    pytest.importorskip("docutils", reason="the site's packages (make site) are not installed here")
+    import sys
+
+    sys.path.insert(0, str(ROOT / "website" / "_ext"))
+    import course_site
+
+    failures, attempted = doctest.testmod(course_site, verbose=False)
+    assert attempted and not failures
+    assert course_site.figure_alt("ax.set_title('loss')\nfig.suptitle(f'{n} runs')", "1. A") == "Figure: loss"
+
+
 def test_landing_page_refuses_a_map_naming_a_missing_notebook():
     readme = "## Course map\n\n| 09 | `notebooks/09_gone.ipynb` | nothing | 1 s |\n\n## Set up\n\n```bash\nmake lab\n```\n"
     with pytest.raises(build.SiteBuildError, match="09_gone"):

@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-from helpers.validation import (LabInputError, require_choice, require_positive_int, require_scalar_loss,
-                                require_tensor)
+from helpers.validation import LabInputError, require_choice, require_positive_int, require_scalar_loss, require_tensor
 
 
 def test_require_tensor_accepts_right_rank():
@@ -75,9 +74,9 @@ def test_finite_passes_integers_and_finite_floats_only():
 
 
 def test_sizes_are_checked_in_order_without_truncation():
-    from helpers.validation import require_sizes
-
     import numpy as np
+
+    from helpers.validation import require_sizes
 
     assert require_sizes((16, 64, 16), "T", maximum=64) == [16, 64, 16]
     assert require_sizes(np.geomspace(16, 64, 2), "T") == [16, 64] and require_sizes(range(1, 3), "T") == [1, 2]

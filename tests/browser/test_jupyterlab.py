@@ -228,7 +228,7 @@ def close_notebook(page) -> None:
 
 def run_all(page, path: Path, timeout: float) -> list[str]:
     """Clear outputs, Run > Run All Cells, wait until no cell is pending and the kernel stays idle."""
-    page.evaluate(f"() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
     page.locator("#jp-MainMenu").get_by_role("menuitem", name="Run", exact=True).click()
     page.locator(".lm-Menu").get_by_role("menuitem", name="Run All Cells", exact=True).click()
     start, calm = time.monotonic(), 0

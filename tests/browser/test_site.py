@@ -7,7 +7,10 @@ instead of quietly working on a connected laptop. Checked:
 - every page loads with no console error and no uncaught script error, and every image on it decodes;
 - each notebook page shows its panels: every stored widget view renders (controls and stored output), none
   shows a widget error, and the page's math is typeset by the site's own MathJax;
-- code cells show no ``# NBVAL_…`` test markers (the site drops them; the notebooks keep them);
+- code cells show no ``# NBVAL_…`` test markers (the site drops them) and no Colab set-up cell;
+- every cell showing a panel has a note under it saying it is a stored snapshot and how to run it;
+- every image, those the panels draw included, has an alt text that is not a file name;
+- the landing page's set-up commands are whole on the page: no line cut off or scrolled sideways;
 - each notebook page folds its solutions: one closed ``details.course-solutions`` whose body is hidden
   until its summary is clicked (and which then shows the solutions' passing checks, ✅);
 - the landing page links every notebook page and the instructor's guide, and every link between pages
@@ -132,12 +135,20 @@ def _screenshot(page, path: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{_page_name(path)}.png"), full_page=True)
 
 
+def _panel_cells(notebook: Path) -> int:
+    cells = json.loads(notebook.read_text())["cells"]
+    return sum(any(WIDGET_VIEW in output.get("data", {}) for output in cell.get("outputs", []))
+               for cell in cells if cell["cell_type"] == "code")
+
+
 def _stored_views(notebook: Path) -> int:
     cells = json.loads(notebook.read_text())["cells"]
     return sum(WIDGET_VIEW in output.get("data", {}) for cell in cells if cell["cell_type"] == "code"
                for output in cell.get("outputs", []))
 
 
+JS_IMAGES_WITHOUT_ALT = """() => [...document.images].filter(im => !im.alt.trim() || /\\.(png|jpe?g|svg)$/i.test(im.alt))
+                                                      .map(im => (im.getAttribute('src') || '').slice(0, 80))"""
 JS_BROKEN_IMAGES = """() => [...document.images].filter(im => !(im.complete && im.naturalWidth > 0))
                                                  .map(im => im.getAttribute('src'))"""
 # Each widget view script of the page, and what the widget manager rendered just before it.
@@ -164,10 +175,12 @@ def test_page_loads_cleanly_with_every_image(visitor, path):
                                "[...document.images].every(im => im.complete)", timeout=RENDER_TIMEOUT)
         page.wait_for_timeout(500)  # late console errors from deferred scripts
         broken = page.evaluate(JS_BROKEN_IMAGES)
+        without_alt = page.evaluate(JS_IMAGES_WITHOUT_ALT)
         _screenshot(page, path)
     finally:
         page.close()
     assert not broken, f"{path}: images that did not load: {broken}"
+    assert not without_alt, f"{path}: images without an alt text (or with a file name as one): {without_alt}"
     assert not problems, f"{path}: " + "\n".join(problems)
     assert not visitor.outside, f"requests that tried to leave the machine: {visitor.outside}"
 
@@ -194,6 +207,10 @@ def test_notebook_page_shows_panels_math_and_folded_solutions(visitor, notebook)
             assert raw == 0, f"{path}: {raw} math elements were not typeset"
 
         assert "NBVAL_" not in page.locator("article").inner_text(), f"{path}: shows nbval test markers"
+        assert page.locator(".tag_colab-setup").count() == 0, f"{path}: shows the Colab-only set-up cell"
+        notes = page.locator("p.course-panel-note")
+        assert notes.count() == _panel_cells(notebook), f"{path}: {notes.count()} snapshot notes under panels"
+        assert "stored snapshot" in notes.first.inner_text().lower() and "make lab" in notes.first.inner_text()
 
         solutions = page.locator("details.course-solutions")
         assert solutions.count() == 1, f"{path}: {solutions.count()} folded solution blocks, expected 1"
@@ -209,6 +226,23 @@ def test_notebook_page_shows_panels_math_and_folded_solutions(visitor, notebook)
         page.close()
     assert not problems, f"{path}: " + "\n".join(problems)
     assert not visitor.outside, f"requests that tried to leave the machine: {visitor.outside}"
+
+
+@pytest.mark.parametrize("width", [1280, 760])
+def test_landing_setup_commands_are_whole(browser, site_url, width):
+    """The set-up block wraps: no line is cut off or needs sideways scrolling, on a laptop or a narrow window."""
+    guard = Visitor(browser, site_url)
+    try:
+        page = guard.context.new_page()
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(site_url + "index.html", wait_until="load")
+        block = page.locator("article div.highlight pre", has_text="make lab").first
+        sizes = block.evaluate("el => [el.scrollWidth, el.clientWidth]")
+        text = block.inner_text()
+    finally:
+        guard.context.close()
+    assert sizes[0] <= sizes[1], f"the set-up block scrolls sideways at {width} px: {sizes}"
+    assert "make test" in text and "make lab" in text
 
 
 def test_links_between_pages_work(visitor, site_url):
