@@ -242,7 +242,7 @@ def check_sliding_window_training(fn: Callable | None, make_model: Callable[[], 
     if reference is not None:
         _sliding_window_reference(reference, inputs, targets, reach, init_hidden)
         gap = max((a.detach() - b.detach()).abs().max().item()
-                  for a, b in zip(model.parameters(), reference.parameters()))
+                  for a, b in zip(model.parameters(), reference.parameters(), strict=True))
         if gap > 1e-5:
             return CheckResult(name, False, f"the final weights differ from the reference run by up to {gap:.2g} "
                                "(more than 1e-05): zero the gradients before each backward, and backpropagate step "

@@ -17,15 +17,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import ipywidgets as W
+import numpy as np
 import torch
 from torch import nn
 
 from helpers.device import available_devices
-import numpy as np
-
 from helpers.timing import MODES, Builder, TimingRecord, interleaved_cpu_medians, time_implementations
-from helpers.validation import (LabInputError, require_choice, require_positive_int, require_sizes, require_tensor,
-                               run_specimen)
+from helpers.validation import (
+    LabInputError,
+    require_choice,
+    require_positive_int,
+    require_sizes,
+    require_tensor,
+    run_specimen,
+)
 from helpers.widgets import DEFAULT_MEMORY_BUDGET, Panel
 
 KINDS = ("RNN", "LSTM", "GRU")

@@ -20,6 +20,7 @@ from helpers.timing import MODES, TimingRecord
 from helpers.validation import LabInputError
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"
+NOT_TIMINGS = frozenset({"verdicts.json"})  # make verdicts' margins live beside the timings but are no timing file
 REFERENCE_WRITER = "make bench"  # the command that records these files, named whenever one is refused
 META_REQUIRED = ("device", "device_name", "date", "torch")  # other metadata keys are kept as they come
 ENTRY_REQUIRED = ("size_name", "baseline", "records")
@@ -199,6 +200,8 @@ def load_reference(experiment: str, device: str = "cuda", directory: Path | None
         raise LabInputError(f"directory must be a path; got {type(directory).__name__}.")
     runs = []
     for path in sorted(Path(directory or REFERENCE_DIR).glob("*.json"), reverse=True):
+        if path.name in NOT_TIMINGS:
+            continue
         try:
             data = _read(path)
         except BadReferenceFile as problem:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 from helpers.bench import find_notebooks
 from helpers.device import cpu_name
+from helpers.execute import execute_notebook
+from helpers.integrity import write_json_signed
 from helpers.reference import REFERENCE_DIR
 from helpers.validation import LabInputError
 from helpers.verdicts import OUT_VARIABLE
@@ -59,23 +61,7 @@ def busy_cores(count: int) -> Iterator[list[subprocess.Popen]]:
 
 def execute(path: Path, out: Path, cell_timeout: float) -> None:
     """Execute one notebook in a fresh kernel whose verdict records go to ``out``; outputs are not stored."""
-    import nbclient
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    previous = os.environ.get(OUT_VARIABLE)
-    os.environ[OUT_VARIABLE] = str(out)  # the kernel inherits this process's environment
-    try:
-        nbclient.NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}}).execute()
-    except nbclient.exceptions.CellExecutionError as error:
-        summary = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-        raise LabInputError(f"{path.name} failed: {summary}") from None
-    finally:
-        if previous is None:
-            os.environ.pop(OUT_VARIABLE, None)
-        else:
-            os.environ[OUT_VARIABLE] = previous
+    execute_notebook(path, cell_timeout=cell_timeout, env={OUT_VARIABLE: str(out)}, store_widget_state=False)
 
 
 def read_run(path: Path) -> dict[str, dict]:
@@ -188,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "meta": {"command": "make verdicts" if os.environ.get("MAKELEVEL") else shlex.join(["python", "-m",
                                                                                              "helpers.verdict_runs",
                                                                                              *(argv or sys.argv[1:])]),
-                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                 "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                  "git_commit": commit.stdout.strip() or None, "cpu": cpu_name(), "cores": cores,
                  "python": platform.python_version(), "torch": __import__("torch").__version__,
                  "runs": args.runs, "loaded_run": args.loaded_run or None,
@@ -196,9 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "timing_margin_required": TIMING_MARGIN},
         "verdicts": entries,
     }
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(args.out)
+    write_json_signed(args.out, document, writer="make verdicts")
     print(f"\n{len(entries)} verdicts, {len(failed)} with problems; wrote {args.out}")
     return 1 if failed else 0
 

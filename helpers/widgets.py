@@ -11,8 +11,14 @@ from collections.abc import Callable, Mapping
 import ipywidgets as W
 from IPython.display import display
 
-from helpers.validation import (LabInputError, describe_error, one_line, require_callable, require_positive_int,
-                                run_specimen)
+from helpers.validation import (
+    LabInputError,
+    describe_error,
+    one_line,
+    require_callable,
+    require_positive_int,
+    run_specimen,
+)
 
 
 def _in_kernel() -> bool:

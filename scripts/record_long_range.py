@@ -43,8 +43,13 @@ import torch  # noqa: E402
 from helpers.device import cpu_name  # noqa: E402
 from helpers.integrity import write_json_signed  # noqa: E402
 from helpers.recorded_runs import RECORDED_PATH, RECORDED_WRITER, downsample  # noqa: E402
-from helpers.validation import (LabInputError, require_file, require_number, require_positive_int,  # noqa: E402
-                                require_writable)
+from helpers.validation import (  # noqa: E402
+    LabInputError,
+    require_file,
+    require_number,
+    require_positive_int,
+    require_writable,
+)
 
 NOTEBOOK = ROOT / "notebooks" / "05_rnn_lstm_gru.ipynb"
 TAG = "long-range"

@@ -13,8 +13,20 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import (autograd_loops, cells, device, exercises, gradients, graphs, memory, profiling, reference,
-                     timing, validation, widgets)
+from helpers import (
+    autograd_loops,
+    cells,
+    device,
+    exercises,
+    gradients,
+    graphs,
+    memory,
+    profiling,
+    reference,
+    timing,
+    validation,
+    widgets,
+)
 from helpers.timing import TimingRecord
 from helpers.validation import LabInputError
 

@@ -90,7 +90,7 @@ plain = st.recursive(st.integers(-100, 100) | st.text(max_size=4) | st.booleans(
 def test_check_equal_passes_exactly_the_equal_plain_values(expected, answer):
     def same(a, b):  # equality without bool == int (True is not the count 1)
         if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-            return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+            return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
         return type(a) is type(b) and a == b
 
     if same(answer, expected):

@@ -54,7 +54,7 @@ CORRUPTED = {
     "a renamed column": (_edited_after(lambda d: d["runs"][0].update(curve=d["runs"][0].pop("loss_curve"))),
                          "changed after it was recorded"),
     "a changed sequence length": (_edited_after(lambda d: d["runs"][0].update(seq_len=7)), "changed after"),
-    "unsigned": ({k: v for k, v in DATA.items()}, "no SHA-256"),
+    "unsigned": (dict(DATA), "no SHA-256"),
     # signed by a (buggy) writer, yet inconsistent: the layout checks still refuse it
     "a run of a length not recorded": (_signed_with(lambda d: d["runs"][0].update(seq_len=7)),
                                        "seq_len 7 is not among settings.lengths"),

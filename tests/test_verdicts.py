@@ -47,7 +47,7 @@ def test_the_printed_line_never_shows_the_measurement(capsys):
 ])
 def test_the_section_verdict_follows_the_stated_rule(outcomes, roles, verdict):
     book = book_with_belief()
-    for i, (holds, role) in enumerate(zip(outcomes, roles)):
+    for i, (holds, role) in enumerate(zip(outcomes, roles, strict=True)):
         book.check(1, f"claim {i}", holds, "==", True, role=role, **EXACT)
     assert book.verdict(1) == verdict
 
@@ -127,3 +127,11 @@ def test_busy_cores_are_stopped_afterwards():
         assert all(p.poll() is None for p in spinners)
     assert all(p.returncode is not None for p in spinners)
     json.dumps([p.returncode for p in spinners])
+
+
+def test_the_margins_file_is_not_read_as_a_timing_file(tmp_path, capsys):
+    from helpers.integrity import write_json_signed
+    from helpers.reference import load_reference
+    write_json_signed(tmp_path / "verdicts.json", {"meta": {}, "verdicts": []}, writer="make verdicts")
+    assert load_reference("nb01.length_sweep", device="cpu", directory=tmp_path) == []
+    assert "skipped" not in capsys.readouterr().err
