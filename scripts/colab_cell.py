@@ -39,7 +39,10 @@ CELL_TAGS = ("colab-setup", "nbval-ignore-output")
 CELL_TEMPLATE = '''\
 # Colab only (does nothing elsewhere): fetch the course (helpers/, data/) at this notebook's release,
 # install it next to Colab's own torch (pinned, so pip cannot replace it), and run from notebooks/.
-import os, subprocess, sys
+import os
+import subprocess
+import sys
+
 if {check}:
     from importlib.metadata import version
     HOME = os.environ.get("{dir_env}", "/content/rnn-loops-lab")
