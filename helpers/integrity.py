@@ -87,6 +87,7 @@ def write_json_signed(path: str | os.PathLike, document: Mapping, *, writer: str
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(json.dumps(signed, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a recorded file is for every reader of the repo
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
