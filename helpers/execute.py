@@ -241,7 +241,9 @@ def execute_notebook(notebook: object, *, cell_timeout: float, notebook_timeout:
 
     with tempfile.TemporaryDirectory(prefix="course-kernel-") as spec_root:
         client = _client_class()(nb, km=_kernel_manager(Path(spec_root)), timeout_func=timeout_for,
-                                 store_widget_state=store_widget_state, allow_errors=allow_errors,
+                                 # nbclient's Output-widget hook writes into the widget state even when it is not
+                                 # stored (KeyError after a panel cell), so it is always collected and dropped below
+                                 store_widget_state=True, allow_errors=allow_errors,
                                  resources={"metadata": {"path": str(folder)}})
         try:
             client.execute(env={**os.environ, **extra_env})
@@ -260,6 +262,8 @@ def execute_notebook(notebook: object, *, cell_timeout: float, notebook_timeout:
         finally:
             if client.km.has_kernel:  # a client given its kernel manager leaves the kernel running
                 run_sync(client.km.shutdown_kernel)(now=True)
+    if not store_widget_state:
+        nb.metadata.pop("widgets", None)
     return nb
 
 

@@ -186,3 +186,11 @@ def test_command_line_in_place_stores_outputs_and_widget_state(tmp_path, capsys)
     assert "all panels ran: True" in stored.cells[-1].outputs[0]["text"]
     assert stored.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert "took" in capsys.readouterr().out
+
+
+def test_panels_run_without_storing_their_state():
+    """make verdicts asks for no widget state; nbclient's Output-widget hook still needs it while cells run."""
+    nb = _notebook(*PANEL_CELLS)
+    execute.execute_notebook(nb, cell_timeout=20, cwd=ROOT, store_widget_state=False)
+    assert "all panels ran: True" in nb.cells[-1].outputs[0]["text"]
+    assert "widgets" not in nb.metadata
