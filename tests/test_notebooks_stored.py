@@ -186,3 +186,22 @@ def test_stored_tidy(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_solutions_heading_has_cells_to_fold(path):
     assert solution_cells(json.loads(path.read_text())), f"{path.name}: nothing under its '### Solutions' heading"
+
+
+MARGINS = ROOT / "data" / "reference" / "verdicts.json"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
+def test_every_stored_verdict_has_its_margins_recorded(path):
+    """`make verdicts` ran on the notebook as stored: each verdict it prints has held the same way in every run."""
+    from helpers.integrity import read_json_verified
+
+    recorded = read_json_verified(MARGINS, "make verdicts")
+    entries = {(e["notebook"], e["claim"]): e for e in recorded["verdicts"]}
+    for cell in json.loads(path.read_text())["cells"]:
+        for word, claim in re.findall(r"^Verdict: (holds|does not hold) — (.+?)  \[", _text(cell), flags=re.M):
+            entry = entries.get((path.name[:2], claim))
+            assert entry, f"{path.name}: no margins for {claim!r}; run 'make verdicts' before storing the notebook"
+            assert not entry["problems"], f"{path.name}: {claim!r}: {entry['problems']}"
+            assert set(entry["outcomes"]) == {word == "holds"}, (
+                f"{path.name}: {claim!r} printed {word!r}, but make verdicts recorded {entry['outcomes']}")
