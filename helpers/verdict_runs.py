@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -26,8 +24,9 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from helpers.bench import find_notebooks
-from helpers.device import cpu_name
+import torch
+
+from helpers.bench import find_notebooks, machine_metadata
 from helpers.execute import execute_notebook
 from helpers.integrity import write_json_signed
 from helpers.reference import REFERENCE_DIR
@@ -36,7 +35,6 @@ from helpers.verdicts import OUT_VARIABLE
 
 TIMING_MARGIN = 1.5
 DEFAULT_OUT = REFERENCE_DIR / "verdicts.json"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -169,17 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = combine(runs)
     print(format_table(entries))
     failed = [e for e in entries if e["problems"]]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    command = "make verdicts" if os.environ.get("MAKELEVEL") else shlex.join(
+        ["python", "-m", "helpers.verdict_runs", *(argv if argv is not None else sys.argv[1:])])
     document = {
-        "meta": {"command": "make verdicts" if os.environ.get("MAKELEVEL") else shlex.join(["python", "-m",
-                                                                                             "helpers.verdict_runs",
-                                                                                             *(argv or sys.argv[1:])]),
-                 "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                 "git_commit": commit.stdout.strip() or None, "cpu": cpu_name(), "cores": cores,
-                 "python": platform.python_version(), "torch": __import__("torch").__version__,
-                 "runs": args.runs, "loaded_run": args.loaded_run or None,
-                 "notebooks": [p.name for p in notebooks], "seconds": round(time.time() - started),
-                 "timing_margin_required": TIMING_MARGIN},
+        # the same machine description make bench records, plus how these runs were made
+        "meta": machine_metadata(torch.device("cpu")) | {
+            "command": command, "runs": args.runs, "loaded_run": args.loaded_run or None,
+            "notebooks": [p.name for p in notebooks], "seconds": round(time.time() - started),
+            "timing_margin_required": TIMING_MARGIN},
         "verdicts": entries,
     }
     write_json_signed(args.out, document, writer="make verdicts")
